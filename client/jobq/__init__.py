@@ -1,0 +1,1 @@
+"""jobq: the SDK, the jobqctl CLI and the jobq-node service."""

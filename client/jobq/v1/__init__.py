@@ -1,0 +1,1 @@
+"""Generated protobuf/gRPC code for jobq.v1 (do not edit)."""

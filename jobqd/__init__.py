@@ -1,0 +1,1 @@
+"""jobqd: the jobq daemon."""
