@@ -1,0 +1,175 @@
+"""``jobq-node``: the command line. Flags (and ``JOBQ_NODE_<FLAG>`` environment variables) map
+onto :class:`~jobq.node.settings.NodeSettings`; everything else happens in :mod:`jobq.node.service`.
+
+Exit codes: 0 stopped cleanly, 1 a part of the node failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+import structlog
+
+from jobq.node.commands import BUILTIN_TYPES
+from jobq.node.log_setup import LEVELS, configure_logging
+from jobq.node.plugins import CommandPlugin, load_plugins
+from jobq.node.service import NodeService, command_types
+from jobq.node.settings import (
+    ConnectionSettings,
+    ExecutionSettings,
+    NodeSettings,
+    build_capacity,
+    default_name,
+    default_slots,
+    default_work_dir,
+    parse_labels,
+    parse_list,
+)
+
+ENV_PREFIX = "JOBQ_NODE"
+
+log = structlog.get_logger(__name__)
+
+
+def _positive_float(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value < 0:
+        raise click.BadParameter("must be >= 0")
+    return value
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--server", required=True, metavar="HOST:PORT", help="jobqd's address.")
+@click.option("--name", default=default_name, help="Unique node name. [default: host name]")
+@click.option("--labels", default="", metavar="K=V,...", help="Node labels jobs can select on.")
+@click.option("--slots", type=click.IntRange(min=1), default=default_slots, help="Attempts run at once.")
+@click.option("--cpu", metavar="QUANTITY", help="CPU capacity to advertise. [default: CPU count]")
+@click.option("--memory", metavar="QUANTITY", help="Memory capacity to advertise. [default: RAM]")
+@click.option("--gpu", type=click.IntRange(min=0), help="GPUs to advertise.")
+@click.option(
+    "--task-types",
+    multiple=True,
+    metavar="TYPE,...",
+    help="Only advertise and run these command types. [default: all this node has]",
+)
+@click.option(
+    "--allow-command",
+    "allow_commands",
+    multiple=True,
+    metavar="GLOB",
+    help="Absolute program path glob exec may run (repeatable). [default: any program]",
+)
+@click.option("--allow-shell", is_flag=True, help="Allow 'shell' commands (they bypass --allow-command).")
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_work_dir,
+    help="Parent of per-attempt working directories.",
+)
+@click.option("--keep-work-dirs", is_flag=True, help="Keep attempt working directories afterwards.")
+@click.option(
+    "--grace-period",
+    type=float,
+    default=10.0,
+    callback=_positive_float,
+    metavar="SECONDS",
+    help="SIGTERM to SIGKILL delay on timeouts, shutdown, and aborts that carry none.",
+)
+@click.option("--token", metavar="TOKEN", help="Bearer token (role node). Prefer JOBQ_NODE_TOKEN.")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Read the bearer token from this file.",
+)
+@click.option("--tls", is_flag=True, help="Connect with TLS (system CA roots).")
+@click.option(
+    "--tls-ca",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CA bundle for jobqd's certificate (implies --tls).",
+)
+@click.option(
+    "--keepalive",
+    type=float,
+    default=360.0,
+    callback=_positive_float,
+    metavar="SECONDS",
+    help="HTTP/2 keepalive ping interval, 0 = off (jobqd must permit pings this often).",
+)
+@click.option("--log-level", type=click.Choice(LEVELS, case_sensitive=False), default="info")
+@click.version_option(package_name="jobq", prog_name="jobq-node")
+def cli(
+    *,
+    server: str,
+    name: str,
+    labels: str,
+    slots: int,
+    cpu: str | None,
+    memory: str | None,
+    gpu: int | None,
+    task_types: tuple[str, ...],
+    allow_commands: tuple[str, ...],
+    allow_shell: bool,
+    work_dir: Path,
+    keep_work_dirs: bool,
+    grace_period: float,
+    token: str | None,
+    token_file: Path | None,
+    tls: bool,
+    tls_ca: Path | None,
+    keepalive: float,
+    log_level: str,
+) -> None:
+    """Run tasks from jobqd on this machine.
+
+    Connects out to jobqd (no inbound port), advertises labels, capacity and command types, runs
+    what jobqd assigns and streams output and results back. Every option can also be set with an
+    environment variable JOBQ_NODE_<OPTION>, e.g. JOBQ_NODE_SERVER=jobqd:7070.
+    """
+    configure_logging(log_level.lower())
+    try:
+        if token_file is not None:
+            token = token_file.read_text().strip()
+        settings = NodeSettings(
+            name=name,
+            labels=parse_labels(labels),
+            slots=slots,
+            capacity=build_capacity(slots=slots, cpu=cpu, memory=memory, gpu=gpu),
+            connection=ConnectionSettings(
+                server=server, token=token or None, tls=tls, tls_ca=tls_ca, keepalive_s=keepalive
+            ),
+            execution=ExecutionSettings(
+                work_dir=work_dir.expanduser().absolute(),
+                keep_work_dirs=keep_work_dirs,
+                grace_period_s=grace_period,
+                allow_commands=parse_list(allow_commands),
+                allow_shell=allow_shell,
+                task_types=parse_list(task_types),
+            ),
+            log_level=log_level.lower(),
+        )
+        plugins = load_plugins(reserved=BUILTIN_TYPES)
+        command_types(
+            plugins=list(plugins), allow_shell=allow_shell, restrict_to=settings.execution.task_types
+        )
+        for pattern in settings.execution.allow_commands:
+            if not pattern.startswith("/"):
+                raise ValueError(f"--allow-command {pattern!r}: must be an absolute path glob")
+    except (ValueError, OSError) as err:
+        raise click.UsageError(str(err)) from err
+    raise SystemExit(asyncio.run(_run(settings, plugins)))
+
+
+async def _run(settings: NodeSettings, plugins: Mapping[str, CommandPlugin]) -> int:
+    service = NodeService(settings, plugins=plugins)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, service.request_stop)
+    return await service.run()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(auto_envvar_prefix=ENV_PREFIX)

@@ -1,0 +1,1 @@
+"""Admission backends: `local` (embedded, the default) and `kueue` (Kubernetes + Kueue)."""

@@ -1,0 +1,1 @@
+"""The gRPC surface: servicers, proto↔domain mapping, validation and the error→status mapping."""

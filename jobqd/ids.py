@@ -1,0 +1,40 @@
+"""Job ids: short, lowercase, time-sortable (a ULID cousin).
+
+9 base32 characters of milliseconds since the epoch, then 4 of a per-millisecond counter seeded
+randomly, so ids sort by submission time, never collide within one daemon, and are valid in
+Kubernetes object names (Workloads are named `jobq-<job id>-<generation>`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
+
+
+def _b32(value: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        out.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+class IdGenerator:
+    def __init__(self) -> None:
+        self._last_ms = 0
+        self._counter = 0
+
+    def new(self) -> str:
+        ms = int(time.time() * 1000)
+        if ms <= self._last_ms:
+            ms = self._last_ms
+            self._counter += 1
+            if self._counter >= 32**4:
+                ms += 1
+                self._counter = secrets.randbelow(32**3)
+        else:
+            self._counter = secrets.randbelow(32**3)
+        self._last_ms = ms
+        return _b32(ms, 9) + _b32(self._counter, 4)

@@ -1,0 +1,1 @@
+"""Task logs: one size-capped file per task attempt under the data directory."""

@@ -1,0 +1,1 @@
+"""Node sessions: the NodeService stream, leases, heartbeats and dispatch to nodes."""

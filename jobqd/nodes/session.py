@@ -1,0 +1,74 @@
+"""NodeService.Connect: one bidirectional stream per node.
+
+The first message must be Hello (within a deadline); then a reader task feeds every NodeMessage to
+the registry while this coroutine writes whatever the registry queues for the node (Welcome,
+Assign, Abort). A newer stream from the same node name replaces this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import structlog
+from jobq.v1 import node_service_pb2 as ns
+from jobq.v1 import node_service_pb2_grpc as ns_grpc
+
+from jobqd.domain.errors import InvalidArgument
+from jobqd.nodes.registry import Node, NodeRegistry
+
+log = structlog.get_logger("jobqd.nodes")
+HELLO_TIMEOUT_S = 10.0
+
+
+class NodeServicer(ns_grpc.NodeServiceServicer):
+    def __init__(self, *, registry: NodeRegistry) -> None:
+        self.registry = registry
+
+    async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override,type-arg]
+        try:
+            first = await asyncio.wait_for(context.read(), timeout=HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send Hello first (none within 10 s)")
+            return
+        if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message on a node stream must be Hello")
+            return
+        outbox: asyncio.Queue[ns.ServerMessage | None] = asyncio.Queue()
+        try:
+            node = self.registry.connect(first.hello, outbox)
+        except InvalidArgument as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, err.message)
+            return
+        session = node.session
+        reader = asyncio.create_task(self._read(context, node, outbox), name=f"node-reader:{node.name}")
+        try:
+            while True:
+                msg = await outbox.get()
+                if msg is None:
+                    break
+                await context.write(msg)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            self.registry.disconnect(node, session)
+
+    async def _read(
+        self,
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+        node: Node,
+        outbox: asyncio.Queue[ns.ServerMessage | None],
+    ) -> None:
+        try:
+            while True:
+                msg = await context.read()
+                if msg is grpc.aio.EOF:
+                    break
+                try:
+                    self.registry.on_message(node, msg)
+                except Exception:
+                    log.exception("bad message from node", node=node.name)
+        finally:
+            outbox.put_nowait(None)

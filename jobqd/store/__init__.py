@@ -1,0 +1,1 @@
+"""SQLite persistence: schema and migrations, the group-commit writer, the loader and history reads."""

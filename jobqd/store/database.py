@@ -1,0 +1,67 @@
+"""Opening the database: pragmas, migrations, and the refusal to touch a newer or corrupt file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+
+from jobqd.domain.errors import FailedPrecondition
+from jobqd.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+DB_NAME = "jobq.db"
+
+
+async def open_db(data_dir: Path, *, synchronous: str = "FULL") -> aiosqlite.Connection:
+    """Open (creating if needed) `data_dir/jobq.db`, migrated to the current schema.
+
+    Raises FailedPrecondition for a schema newer than this jobqd or a file that is not a database.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conn = await aiosqlite.connect(data_dir / DB_NAME, isolation_level=None)
+    try:
+        await _configure(conn, synchronous)
+        await _migrate(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _configure(conn: aiosqlite.Connection, synchronous: str) -> None:
+    try:
+        await conn.execute("PRAGMA journal_mode=WAL")
+    except aiosqlite.DatabaseError as err:
+        raise FailedPrecondition(f"the database file is corrupt or not a SQLite database: {err}") from err
+    # FULL: COMMIT returns after the WAL is fsynced — what "acknowledged = durable" needs.
+    if synchronous.upper() not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+    await conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    await conn.execute("PRAGMA busy_timeout=5000")
+    await conn.execute("PRAGMA temp_store=MEMORY")
+    await conn.execute("PRAGMA cache_size=-65536")
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise FailedPrecondition(
+            f"the database schema is version {version}, newer than this jobqd understands ({SCHEMA_VERSION}); "
+            "upgrade jobqd or restore a backup made by this version"
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split(MIGRATIONS[number - 1]):
+                await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version={number}")
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+
+def _split(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

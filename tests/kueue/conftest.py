@@ -1,0 +1,245 @@
+"""Fixtures for the kueue test tier: a real etcd + kube-apiserver + Kueue (tools/kube-testenv).
+
+* ``kube_testenv`` (session): the running environment, a ``kube_testenv.KubeTestEnv`` (tools/kube-testenv/kube_testenv.py) with
+  ``.kubeconfig`` (Path), ``.server`` (https URL), ``.token``, ``.ca_file``, ``.dir`` and the fault
+  helpers ``restart_apiserver()``, ``stop_apiserver()``/``start_apiserver()``,
+  ``restart_kueue()``, ``stop_kueue()``/``start_kueue()`` (blocking; each waits until ready).
+  Started once in a tmp dir and stopped at session end. Skips when the binaries are not built,
+  fails instead when JOBQ_REQUIRE_KUEUE=1. With JOBQ_KUBE_TESTENV_DIR set (e.g. after
+  ``eval "$(tools/kube-testenv/kube-testenv env)"``) that running environment is used and left running.
+* ``kube_api`` (function, async): a kubernetes_asyncio ``ApiClient`` for it.
+* ``kueue_objects`` (function, async): factory ``await kueue_objects(quota=..., flavors=...,
+  preemption=..., ...)`` -> ``KueueQueues`` (fresh namespace, ResourceFlavor(s), ClusterQueue,
+  LocalQueue; WorkloadPriorityClasses ``low``=100 and ``high``=1000); all deleted after the test.
+* ``kueue_namespace`` (function, async): ``await kueue_objects()`` with the defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+_REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(_REPO / "tools" / "kube-testenv"))
+import kube_testenv as kte  # noqa: E402
+
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_VERSION = "v1beta2"
+DEFAULT_QUOTA = {"cpu": "4", "memory": "8Gi"}
+DEFAULT_PRIORITY_CLASSES = {"low": 100, "high": 1000}
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kueue: needs the real kube-apiserver + Kueue environment (tools/kube-testenv)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE == item.path.parent or _HERE in item.path.parents:
+            item.add_marker(pytest.mark.kueue)
+
+
+def _required() -> bool:
+    return os.environ.get("JOBQ_REQUIRE_KUEUE", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def kube_testenv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kte.KubeTestEnv]:
+    reuse = os.environ.get("JOBQ_KUBE_TESTENV_DIR")
+    if reuse:
+        env = kte.KubeTestEnv(reuse)
+        if not all(env.running().values()):
+            pytest.fail(f"JOBQ_KUBE_TESTENV_DIR={reuse} but its environment is not running: {env.running()}", pytrace=False)
+        yield env
+        return
+    try:
+        build = kte.find_build()
+    except kte.NotBuiltError as e:
+        if _required():
+            pytest.fail(f"JOBQ_REQUIRE_KUEUE=1: {e}", pytrace=False)
+        pytest.skip(str(e))
+    env = kte.KubeTestEnv(tmp_path_factory.mktemp("kube-testenv"), die_with_parent=True)
+    try:
+        env.start(build)  # stops whatever it started if it fails
+    except kte.TestEnvError as e:
+        pytest.fail(f"the Kubernetes + Kueue test environment did not start: {e}", pytrace=False)
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
+@pytest_asyncio.fixture
+async def kube_api(kube_testenv: kte.KubeTestEnv) -> AsyncIterator[Any]:
+    from kubernetes_asyncio import client, config
+
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=str(kube_testenv.kubeconfig), client_configuration=cfg, persist_config=False)
+    async with client.ApiClient(configuration=cfg) as api:
+        yield api
+
+
+@dataclass
+class KueueQueues:
+    """What ``kueue_objects`` created for one test."""
+
+    namespace: str
+    local_queue: str
+    cluster_queue: str
+    flavors: list[str]  # ResourceFlavor names, in the ClusterQueue's order
+    priority_classes: dict[str, int] = field(default_factory=dict)  # WorkloadPriorityClass name -> value
+
+
+def _dns_label(s: str, n: int) -> str:
+    s = re.sub(r"[^a-z0-9-]+", "-", s.lower()).strip("-")
+    return s[:n].rstrip("-") or "t"
+
+
+async def _wait_active(what: str, get: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        obj = await get()
+        conds = (obj.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Active" and c.get("status") == "True" for c in conds):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not Active after {timeout} s: {conds}")
+        await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture
+async def kueue_objects(kube_api: Any, request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Awaitable[KueueQueues]]]:
+    """Factory for a test's Kueue objects. Keyword arguments (all optional):
+
+    quota              {"cpu": "4", "memory": "8Gi"}: nominal quota of the single default flavor
+    flavors            [{"name": "gpu", "nodeLabels": {...}, "quota": {"cpu": "2"}}, ...] instead of
+                       one default flavor; names get "-<namespace>" appended (unique per test)
+    preemption         ClusterQueue spec.preemption, e.g. {"withinClusterQueue": "LowerPriority"}
+                       (default: Kueue's, i.e. no preemption)
+    queueing_strategy  "BestEffortFIFO" (default) or "StrictFIFO"
+    cluster_queue_spec extra ClusterQueue spec fields (merged last), e.g. {"cohortName": "c1"}
+    local_queue        LocalQueue name (default "lq")
+    priority_classes   {"low": 100, "high": 1000}: WorkloadPriorityClasses, created if missing
+                       (cluster-wide, shared between tests, never deleted; a different value is an error)
+    The ClusterQueue and LocalQueue are Active when it returns.
+    """
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    core = client.CoreV1Api(kube_api)
+    co = client.CustomObjectsApi(kube_api)
+    cleanups: list[Callable[[], Awaitable[Any]]] = []
+    base = _dns_label(request.node.name, 40)
+
+    async def make(
+        *,
+        quota: dict[str, str] | None = None,
+        flavors: list[dict[str, Any]] | None = None,
+        preemption: dict[str, Any] | None = None,
+        queueing_strategy: str = "BestEffortFIFO",
+        cluster_queue_spec: dict[str, Any] | None = None,
+        local_queue: str = "lq",
+        priority_classes: dict[str, int] | None = None,
+    ) -> KueueQueues:
+        ns = f"{base}-{uuid.uuid4().hex[:6]}"
+        await core.create_namespace({"metadata": {"name": ns, "labels": {"jobq.dev/test": "kueue"}}})
+        cleanups.append(lambda: co.delete_collection_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "workloads"))
+
+        for name, value in (DEFAULT_PRIORITY_CLASSES if priority_classes is None else priority_classes).items():
+            body = {
+                "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}",
+                "kind": "WorkloadPriorityClass",
+                "metadata": {"name": name},
+                "value": value,
+            }
+            try:
+                await co.create_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "workloadpriorityclasses", body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                old = await co.get_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "workloadpriorityclasses", name)
+                if old.get("value") != value:
+                    raise AssertionError(f"WorkloadPriorityClass {name} exists with value {old.get('value')}, not {value}") from e
+
+        specs = flavors or [{"name": "default-flavor", "quota": quota or DEFAULT_QUOTA}]
+        resources = sorted({r for f in specs for r in (f.get("quota") or {})})
+        rf_names = []
+        for f in specs:
+            rf = f"{f['name']}-{ns}"
+            spec: dict[str, Any] = {}
+            if f.get("nodeLabels"):
+                spec["nodeLabels"] = f["nodeLabels"]
+            await co.create_cluster_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, "resourceflavors",
+                {"apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}", "kind": "ResourceFlavor", "metadata": {"name": rf}, "spec": spec},
+            )  # fmt: skip
+            cleanups.append(lambda rf=rf: co.delete_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "resourceflavors", rf))
+            rf_names.append(rf)
+
+        cq = f"cq-{ns}"
+        cq_spec: dict[str, Any] = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+            "queueingStrategy": queueing_strategy,
+            "resourceGroups": [
+                {
+                    "coveredResources": resources,
+                    "flavors": [
+                        {"name": rf, "resources": [{"name": r, "nominalQuota": str((f.get("quota") or {}).get(r, "0"))} for r in resources]}
+                        for rf, f in zip(rf_names, specs, strict=True)
+                    ],
+                }
+            ],
+        }
+        if preemption:
+            cq_spec["preemption"] = preemption
+        cq_spec.update(cluster_queue_spec or {})
+        await co.create_cluster_custom_object(
+            KUEUE_GROUP, KUEUE_VERSION, "clusterqueues",
+            {"apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}", "kind": "ClusterQueue", "metadata": {"name": cq}, "spec": cq_spec},
+        )  # fmt: skip
+        cleanups.append(lambda: co.delete_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", cq))
+        await co.create_namespaced_custom_object(
+            KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues",
+            {
+                "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}", "kind": "LocalQueue",
+                "metadata": {"name": local_queue, "namespace": ns}, "spec": {"clusterQueue": cq},
+            },
+        )  # fmt: skip
+        cleanups.append(lambda: co.delete_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues", local_queue))
+        await _wait_active(f"ClusterQueue {cq}", lambda: co.get_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", cq))
+        await _wait_active(
+            f"LocalQueue {ns}/{local_queue}",
+            lambda: co.get_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues", local_queue),
+        )  # fmt: skip
+        return KueueQueues(
+            namespace=ns,
+            local_queue=local_queue,
+            cluster_queue=cq,
+            flavors=rf_names,
+            priority_classes=dict(DEFAULT_PRIORITY_CLASSES if priority_classes is None else priority_classes),
+        )
+
+    yield make
+    # Best effort and without waiting: there is no namespace controller (no kube-controller-manager),
+    # so the namespace itself is left behind; its ClusterQueue selects only it, so nothing leaks.
+    for undo in reversed(cleanups):
+        try:
+            await undo()
+        except Exception:  # noqa: BLE001 - cleanup must not mask the test's outcome
+            pass
+
+
+@pytest_asyncio.fixture
+async def kueue_namespace(kueue_objects: Callable[..., Awaitable[KueueQueues]]) -> KueueQueues:
+    return await kueue_objects()
