@@ -274,7 +274,7 @@ class NodeRegistry:
         found = self._job_task(up.task_id)
         current = (
             found is not None
-            and not lease.aborting
+            and lease.pos >= 0
             and found[1].status is T.ACTIVE
             and found[1].attempt == up.attempt
             and found[1].node == node.name

@@ -1,6 +1,7 @@
 """Fixtures for the kueue test tier: a real etcd + kube-apiserver + Kueue (tools/kube-testenv).
 
-* ``kube_testenv`` (session): the running environment, a ``kube_testenv.KubeTestEnv`` (tools/kube-testenv/kube_testenv.py) with
+* ``kube_testenv`` (session): the running environment, a ``kube_testenv.KubeTestEnv``
+  (tools/kube-testenv/kube_testenv.py) with
   ``.kubeconfig`` (Path), ``.server`` (https URL), ``.token``, ``.ca_file``, ``.dir`` and the fault
   helpers ``restart_apiserver()``, ``stop_apiserver()``/``start_apiserver()``,
   ``restart_kueue()``, ``stop_kueue()``/``start_kueue()`` (blocking; each waits until ready).
@@ -17,6 +18,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import re
 import sys
@@ -31,22 +34,25 @@ import pytest_asyncio
 
 _REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(_REPO / "tools" / "kube-testenv"))
-import kube_testenv as kte  # noqa: E402
+import kube_testenv as kte  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
 KUEUE_GROUP = "kueue.x-k8s.io"
 KUEUE_VERSION = "v1beta2"
+API_VERSION = f"{KUEUE_GROUP}/{KUEUE_VERSION}"
 DEFAULT_QUOTA = {"cpu": "4", "memory": "8Gi"}
 DEFAULT_PRIORITY_CLASSES = {"low": 100, "high": 1000}
 _HERE = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "kueue: needs the real kube-apiserver + Kueue environment (tools/kube-testenv)")
+    config.addinivalue_line(
+        "markers", "kueue: needs the real kube-apiserver + Kueue environment (tools/kube-testenv)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if _HERE == item.path.parent or _HERE in item.path.parents:
+        if item.path.parent == _HERE or _HERE in item.path.parents:
             item.add_marker(pytest.mark.kueue)
 
 
@@ -60,7 +66,10 @@ def kube_testenv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kte.KubeT
     if reuse:
         env = kte.KubeTestEnv(reuse)
         if not all(env.running().values()):
-            pytest.fail(f"JOBQ_KUBE_TESTENV_DIR={reuse} but its environment is not running: {env.running()}", pytrace=False)
+            pytest.fail(
+                f"JOBQ_KUBE_TESTENV_DIR={reuse} but its environment is not running: {env.running()}",
+                pytrace=False,
+            )
         yield env
         return
     try:
@@ -85,7 +94,9 @@ async def kube_api(kube_testenv: kte.KubeTestEnv) -> AsyncIterator[Any]:
     from kubernetes_asyncio import client, config
 
     cfg = client.Configuration()
-    await config.load_kube_config(config_file=str(kube_testenv.kubeconfig), client_configuration=cfg, persist_config=False)
+    await config.load_kube_config(
+        config_file=str(kube_testenv.kubeconfig), client_configuration=cfg, persist_config=False
+    )
     async with client.ApiClient(configuration=cfg) as api:
         yield api
 
@@ -119,7 +130,9 @@ async def _wait_active(what: str, get: Callable[[], Awaitable[Any]], timeout: fl
 
 
 @pytest_asyncio.fixture
-async def kueue_objects(kube_api: Any, request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Awaitable[KueueQueues]]]:
+async def kueue_objects(
+    kube_api: Any, request: pytest.FixtureRequest
+) -> AsyncIterator[Callable[..., Awaitable[KueueQueues]]]:
     """Factory for a test's Kueue objects. Keyword arguments (all optional):
 
     quota              {"cpu": "4", "memory": "8Gi"}: nominal quota of the single default flavor
@@ -153,24 +166,35 @@ async def kueue_objects(kube_api: Any, request: pytest.FixtureRequest) -> AsyncI
         priority_classes: dict[str, int] | None = None,
     ) -> KueueQueues:
         ns = f"{base}-{uuid.uuid4().hex[:6]}"
-        await core.create_namespace({"metadata": {"name": ns, "labels": {"jobq.dev/test": "kueue"}}})
-        cleanups.append(lambda: co.delete_collection_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "workloads"))
+        ns_body: dict[str, Any] = {"metadata": {"name": ns, "labels": {"jobq.dev/test": "kueue"}}}
+        await core.create_namespace(ns_body)  # type: ignore[arg-type]  # a dict body is fine
+        cleanups.append(
+            lambda: co.delete_collection_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "workloads")
+        )
 
-        for name, value in (DEFAULT_PRIORITY_CLASSES if priority_classes is None else priority_classes).items():
+        for name, value in (
+            DEFAULT_PRIORITY_CLASSES if priority_classes is None else priority_classes
+        ).items():
             body = {
-                "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}",
+                "apiVersion": API_VERSION,
                 "kind": "WorkloadPriorityClass",
                 "metadata": {"name": name},
                 "value": value,
             }
             try:
-                await co.create_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "workloadpriorityclasses", body)
+                await co.create_cluster_custom_object(
+                    KUEUE_GROUP, KUEUE_VERSION, "workloadpriorityclasses", body
+                )
             except ApiException as e:
                 if e.status != 409:
                     raise
-                old = await co.get_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "workloadpriorityclasses", name)
+                old = await co.get_cluster_custom_object(
+                    KUEUE_GROUP, KUEUE_VERSION, "workloadpriorityclasses", name
+                )
                 if old.get("value") != value:
-                    raise AssertionError(f"WorkloadPriorityClass {name} exists with value {old.get('value')}, not {value}") from e
+                    raise AssertionError(
+                        f"WorkloadPriorityClass {name} exists with value {old.get('value')}, not {value}"
+                    ) from e
 
         specs = flavors or [{"name": "default-flavor", "quota": quota or DEFAULT_QUOTA}]
         resources = sorted({r for f in specs for r in (f.get("quota") or {})})
@@ -180,11 +204,18 @@ async def kueue_objects(kube_api: Any, request: pytest.FixtureRequest) -> AsyncI
             spec: dict[str, Any] = {}
             if f.get("nodeLabels"):
                 spec["nodeLabels"] = f["nodeLabels"]
-            await co.create_cluster_custom_object(
-                KUEUE_GROUP, KUEUE_VERSION, "resourceflavors",
-                {"apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}", "kind": "ResourceFlavor", "metadata": {"name": rf}, "spec": spec},
-            )  # fmt: skip
-            cleanups.append(lambda rf=rf: co.delete_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "resourceflavors", rf))
+            body = {
+                "apiVersion": API_VERSION,
+                "kind": "ResourceFlavor",
+                "metadata": {"name": rf},
+                "spec": spec,
+            }
+            await co.create_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "resourceflavors", body)
+            cleanups.append(
+                functools.partial(
+                    co.delete_cluster_custom_object, KUEUE_GROUP, KUEUE_VERSION, "resourceflavors", rf
+                )
+            )
             rf_names.append(rf)
 
         cq = f"cq-{ns}"
@@ -195,7 +226,13 @@ async def kueue_objects(kube_api: Any, request: pytest.FixtureRequest) -> AsyncI
                 {
                     "coveredResources": resources,
                     "flavors": [
-                        {"name": rf, "resources": [{"name": r, "nominalQuota": str((f.get("quota") or {}).get(r, "0"))} for r in resources]}
+                        {
+                            "name": rf,
+                            "resources": [
+                                {"name": r, "nominalQuota": str((f.get("quota") or {}).get(r, "0"))}
+                                for r in resources
+                            ],
+                        }
                         for rf, f in zip(rf_names, specs, strict=True)
                     ],
                 }
@@ -204,24 +241,33 @@ async def kueue_objects(kube_api: Any, request: pytest.FixtureRequest) -> AsyncI
         if preemption:
             cq_spec["preemption"] = preemption
         cq_spec.update(cluster_queue_spec or {})
-        await co.create_cluster_custom_object(
-            KUEUE_GROUP, KUEUE_VERSION, "clusterqueues",
-            {"apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}", "kind": "ClusterQueue", "metadata": {"name": cq}, "spec": cq_spec},
-        )  # fmt: skip
-        cleanups.append(lambda: co.delete_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", cq))
-        await co.create_namespaced_custom_object(
-            KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues",
-            {
-                "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}", "kind": "LocalQueue",
-                "metadata": {"name": local_queue, "namespace": ns}, "spec": {"clusterQueue": cq},
-            },
-        )  # fmt: skip
-        cleanups.append(lambda: co.delete_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues", local_queue))
-        await _wait_active(f"ClusterQueue {cq}", lambda: co.get_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", cq))
+        body = {"apiVersion": API_VERSION, "kind": "ClusterQueue", "metadata": {"name": cq}, "spec": cq_spec}
+        await co.create_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", body)
+        cleanups.append(
+            lambda: co.delete_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", cq)
+        )
+        lq: dict[str, Any] = {
+            "apiVersion": API_VERSION,
+            "kind": "LocalQueue",
+            "metadata": {"name": local_queue, "namespace": ns},
+            "spec": {"clusterQueue": cq},
+        }
+        await co.create_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues", lq)
+        cleanups.append(
+            lambda: co.delete_namespaced_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues", local_queue
+            )
+        )
+        await _wait_active(
+            f"ClusterQueue {cq}",
+            lambda: co.get_cluster_custom_object(KUEUE_GROUP, KUEUE_VERSION, "clusterqueues", cq),
+        )
         await _wait_active(
             f"LocalQueue {ns}/{local_queue}",
-            lambda: co.get_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues", local_queue),
-        )  # fmt: skip
+            lambda: co.get_namespaced_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, ns, "localqueues", local_queue
+            ),
+        )
         return KueueQueues(
             namespace=ns,
             local_queue=local_queue,
@@ -234,10 +280,8 @@ async def kueue_objects(kube_api: Any, request: pytest.FixtureRequest) -> AsyncI
     # Best effort and without waiting: there is no namespace controller (no kube-controller-manager),
     # so the namespace itself is left behind; its ClusterQueue selects only it, so nothing leaks.
     for undo in reversed(cleanups):
-        try:
+        with contextlib.suppress(Exception):  # cleanup must not mask the test's outcome
             await undo()
-        except Exception:  # noqa: BLE001 - cleanup must not mask the test's outcome
-            pass
 
 
 @pytest_asyncio.fixture

@@ -13,7 +13,9 @@ KUEUE_VERSION = "v1beta2"
 pytestmark = pytest.mark.asyncio
 
 
-def workload(name: str, queue: str, *, cpu: str = "1", priority_class: str = "low", priority: int = 100) -> dict[str, Any]:
+def workload(
+    name: str, queue: str, *, cpu: str = "1", priority_class: str = "low", priority: int = 100
+) -> dict[str, Any]:
     return {
         "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}",
         "kind": "Workload",
@@ -27,13 +29,23 @@ def workload(name: str, queue: str, *, cpu: str = "1", priority_class: str = "lo
                     "template": {
                         "spec": {
                             "restartPolicy": "Never",
-                            "containers": [{"name": "task", "image": "jobq.invalid/task", "resources": {"requests": {"cpu": cpu}}}],
+                            "containers": [
+                                {
+                                    "name": "task",
+                                    "image": "jobq.invalid/task",
+                                    "resources": {"requests": {"cpu": cpu}},
+                                }
+                            ],
                         }
                     },
                 }
             ],
             # Kueue does not fill spec.priority for plain Workloads; CEL requires it with the ref.
-            "priorityClassRef": {"group": KUEUE_GROUP, "kind": "WorkloadPriorityClass", "name": priority_class},
+            "priorityClassRef": {
+                "group": KUEUE_GROUP,
+                "kind": "WorkloadPriorityClass",
+                "name": priority_class,
+            },
             "priority": priority,
         },
     }
@@ -42,7 +54,7 @@ def workload(name: str, queue: str, *, cpu: str = "1", priority_class: str = "lo
 def condition(wl: dict[str, Any], type_: str) -> dict[str, Any] | None:
     for c in (wl.get("status") or {}).get("conditions") or []:
         if c.get("type") == type_:
-            return c
+            return dict(c)
     return None
 
 
@@ -50,11 +62,16 @@ async def wait_for_workload(co: Any, ns: str, name: str, pred: Any, timeout: flo
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        wl = await co.get_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "workloads", name)
+        wl: dict[str, Any] = await co.get_namespaced_custom_object(
+            KUEUE_GROUP, KUEUE_VERSION, ns, "workloads", name
+        )
         if pred(wl):
             return wl
         if loop.time() > deadline:
-            raise AssertionError(f"Workload {ns}/{name} did not reach the expected state in {timeout} s; status: {wl.get('status')}")
+            status = wl.get("status")
+            raise AssertionError(
+                f"Workload {ns}/{name} not in the expected state after {timeout} s: {status}"
+            )
         await asyncio.sleep(0.05)
 
 
@@ -83,7 +100,9 @@ async def test_workload_for_missing_local_queue_is_inadmissible(kube_api: Any, k
 
     co = client.CustomObjectsApi(kube_api)
     ns = kueue_namespace.namespace
-    await co.create_namespaced_custom_object(KUEUE_GROUP, KUEUE_VERSION, ns, "workloads", workload("jobq-2-1", "lq-missing"))
+    await co.create_namespaced_custom_object(
+        KUEUE_GROUP, KUEUE_VERSION, ns, "workloads", workload("jobq-2-1", "lq-missing")
+    )
 
     def inadmissible(wl: dict[str, Any]) -> bool:
         qr = condition(wl, "QuotaReserved")
@@ -92,3 +111,28 @@ async def test_workload_for_missing_local_queue_is_inadmissible(kube_api: Any, k
     wl = await wait_for_workload(co, ns, "jobq-2-1", inadmissible)
     assert "lq-missing" in condition(wl, "QuotaReserved")["message"]  # type: ignore[index]
     assert condition(wl, "Admitted") is None or condition(wl, "Admitted")["status"] == "False"  # type: ignore[index]
+
+
+async def test_restart_apiserver_keeps_admissions(
+    kube_testenv: Any, kube_api: Any, kueue_namespace: Any
+) -> None:
+    """restart_apiserver() (blocking: run it in a thread) keeps etcd's data; Kueue admits again after it."""
+    from kubernetes_asyncio import client
+
+    co = client.CustomObjectsApi(kube_api)
+    ns, lq = kueue_namespace.namespace, kueue_namespace.local_queue
+
+    def admitted(wl: dict[str, Any]) -> bool:
+        ad = condition(wl, "Admitted")
+        return bool(ad and ad["status"] == "True")
+
+    await co.create_namespaced_custom_object(
+        KUEUE_GROUP, KUEUE_VERSION, ns, "workloads", workload("jobq-3-1", lq)
+    )
+    await wait_for_workload(co, ns, "jobq-3-1", admitted)
+    await asyncio.to_thread(kube_testenv.restart_apiserver)
+    await wait_for_workload(co, ns, "jobq-3-1", admitted)  # survived
+    await co.create_namespaced_custom_object(
+        KUEUE_GROUP, KUEUE_VERSION, ns, "workloads", workload("jobq-4-1", lq)
+    )
+    await wait_for_workload(co, ns, "jobq-4-1", admitted)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -77,8 +78,8 @@ class Build:
 
 def read_versions() -> dict[str, str]:
     out = {}
-    for line in (HERE / "versions.env").read_text().splitlines():
-        line = line.strip()
+    for raw in (HERE / "versions.env").read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             k, v = line.split("=", 1)
             out[k.strip()] = v.strip().strip("\"'")
@@ -97,7 +98,7 @@ def _go_version() -> str | None:
     if not go:
         return None
     try:
-        r = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=30)
+        r = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return r.stdout.strip() or None
@@ -177,10 +178,8 @@ def _reap(pid: int) -> None:
         if p.returncode is None:
             _children[pid] = p
         return
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _spawn(argv: Sequence[str], log: Path, *, die_with_parent: bool) -> dict[str, Any]:
@@ -254,7 +253,7 @@ def _tail(path: str | Path, n: int = 25) -> str:
 
 
 def _run(argv: Sequence[str]) -> None:
-    r = subprocess.run(list(argv), capture_output=True, text=True)
+    r = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise TestEnvError(f"{argv[0]} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
 
@@ -317,7 +316,9 @@ def _http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def _wait(what: str, cond: Any, timeout: float, proc: dict[str, Any] | None = None, interval: float = 0.1) -> Any:
+def _wait(
+    what: str, cond: Any, timeout: float, proc: dict[str, Any] | None = None, interval: float = 0.1
+) -> Any:
     """Poll cond() until it returns something truthy; fail early if proc died."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
@@ -367,9 +368,10 @@ class KubeTestEnv:
 
     def state(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_path.read_text())
+            st: dict[str, Any] = json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return {}
+        return st
 
     def _save(self, st: dict[str, Any]) -> None:
         tmp = self.state_path.with_suffix(".tmp")
@@ -410,7 +412,9 @@ class KubeTestEnv:
 
     def running(self) -> dict[str, bool]:
         procs = self.state().get("processes", {})
-        return {n: bool(procs.get(n)) and _alive(procs[n]["pid"], procs[n].get("starttime")) for n in STOP_ORDER}
+        return {
+            n: bool(procs.get(n)) and _alive(procs[n]["pid"], procs[n].get("starttime")) for n in STOP_ORDER
+        }
 
     def env_exports(self) -> dict[str, str]:
         return {"KUBECONFIG": str(self.kubeconfig), "JOBQ_KUBE_TESTENV_DIR": str(self.dir)}
@@ -561,10 +565,22 @@ class KubeTestEnv:
                 path = ((h.get("clientConfig") or {}).get("service") or {}).get("path", "")
                 if "kueue-x-k8s-io" not in path:
                     continue  # Jobs, Pods, JobSets, ...: jobq owns plain Workloads only
-                h["clientConfig"] = {"url": f"https://127.0.0.1:{ports['kueue_webhook']}{path}", "caBundle": ca_b64}
+                h["clientConfig"] = {
+                    "url": f"https://127.0.0.1:{ports['kueue_webhook']}{path}",
+                    "caBundle": ca_b64,
+                }
                 hooks.append(h)
             name = "kueue-" + parsed["metadata"]["name"]
-            api.ok("POST", base, {"apiVersion": parsed["apiVersion"], "kind": kind, "metadata": {"name": name}, "webhooks": hooks})
+            api.ok(
+                "POST",
+                base,
+                {
+                    "apiVersion": parsed["apiVersion"],
+                    "kind": kind,
+                    "metadata": {"name": name},
+                    "webhooks": hooks,
+                },
+            )
 
         _wait("the apiserver to call Kueue's webhooks", lambda: self._probe_webhook(api) == "down", timeout)
 
@@ -611,14 +627,16 @@ class KubeTestEnv:
         kueue_running = self.running()["kueue"]
         if kueue == "restart" and kueue_running:
             self.stop_kueue()
-        info = _spawn(st["argv"]["kube-apiserver"], self.log("kube-apiserver"), die_with_parent=self.die_with_parent)
+        info = _spawn(
+            st["argv"]["kube-apiserver"], self.log("kube-apiserver"), die_with_parent=self.die_with_parent
+        )
         self._set_process("kube-apiserver", info)
         ca = self.ca_file
 
         def ready() -> bool:
             if not ca.exists():
                 return False
-            status, body = Api(st["server"], st["token"], ca).request("GET", "/readyz", timeout=3)
+            status, _ = Api(st["server"], st["token"], ca).request("GET", "/readyz", timeout=3)
             return status == 200
 
         _wait("kube-apiserver /readyz", ready, timeout, info, interval=0.2)
@@ -637,7 +655,11 @@ class KubeTestEnv:
         t0 = time.monotonic()
         api = self.api()
         ns = f"kueue-probe-{secrets.token_hex(4)}"
-        api.ok("POST", "/api/v1/namespaces", {"metadata": {"name": ns, "labels": {"jobq.dev/kube-testenv": "probe"}}})
+        api.ok(
+            "POST",
+            "/api/v1/namespaces",
+            {"metadata": {"name": ns, "labels": {"jobq.dev/kube-testenv": "probe"}}},
+        )
         base = f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{ns}/workloads"
         api.ok("POST", base, _probe_workload(ns, "probe"))
 
@@ -646,7 +668,12 @@ class KubeTestEnv:
             conds = (wl.get("status") or {}).get("conditions") or []
             return any("LocalQueue" in (c.get("message") or "") for c in conds)
 
-        _wait("Kueue to see new objects after the apiserver came back", seen, timeout, self.state()["processes"]["kueue"])
+        _wait(
+            "Kueue to see new objects after the apiserver came back",
+            seen,
+            timeout,
+            self.state()["processes"]["kueue"],
+        )
         api.request("DELETE", f"{base}/probe")  # the namespace stays: no namespace controller here
         return time.monotonic() - t0
 
@@ -670,7 +697,9 @@ class KubeTestEnv:
         """'up' if a dry-run Workload write passes (through Kueue's webhooks once the apiserver
         knows them), 'down' if the apiserver fails calling them."""
         wl = _probe_workload(KUEUE_NAMESPACE, "jobq-testenv-probe")
-        status, out = api.request("POST", f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{KUEUE_NAMESPACE}/workloads?dryRun=All", wl)
+        status, out = api.request(
+            "POST", f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{KUEUE_NAMESPACE}/workloads?dryRun=All", wl
+        )
         msg = out.get("message", "") if isinstance(out, dict) else str(out)
         if status < 300:
             return "up"
@@ -728,7 +757,13 @@ def _probe_workload(namespace: str, name: str) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "queueName": "missing-probe-queue",
-            "podSets": [{"name": "main", "count": 1, "template": {"spec": {"containers": [container], "restartPolicy": "Never"}}}],
+            "podSets": [
+                {
+                    "name": "main",
+                    "count": 1,
+                    "template": {"spec": {"containers": [container], "restartPolicy": "Never"}},
+                }
+            ],
         },
     }
 
@@ -746,7 +781,7 @@ def _install_metrics_certs(src: Path) -> None:
             os.replace(tmp, METRICS_CERT_DIR / name)
     except OSError as e:
         raise TestEnvError(
-            f"Kueue needs a certificate pair in {METRICS_CERT_DIR} (hard-coded) and it cannot be written: {e}. "
+            f"Kueue needs a certificate pair in {METRICS_CERT_DIR} (hard-coded); cannot write it: {e}. "
             f"As root: mkdir -p {METRICS_CERT_DIR} && make it writable, or run once as root."
         ) from e
 
@@ -779,11 +814,27 @@ def _kubeconfig(server: str, token: str, ca_pem: bytes) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", type=Path, default=argparse.SUPPRESS, help="env dir (default: $JOBQ_KUBE_TESTENV_DIR or /tmp/jobq-kube-testenv-UID)")
-    ap = argparse.ArgumentParser(prog="kube-testenv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
+    common.add_argument(
+        "--dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="env dir (default: $JOBQ_KUBE_TESTENV_DIR or /tmp/jobq-kube-testenv-UID)",
+    )
+    ap = argparse.ArgumentParser(
+        prog="kube-testenv",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
     sub = ap.add_subparsers(dest="verb", required=True)
     s = sub.add_parser("start", parents=[common], help="start etcd, kube-apiserver and Kueue")
-    s.add_argument("--feature-gate", action="append", default=[], metavar="NAME=BOOL", help="Kueue feature gate (repeatable)")
+    s.add_argument(
+        "--feature-gate",
+        action="append",
+        default=[],
+        metavar="NAME=BOOL",
+        help="Kueue feature gate (repeatable)",
+    )
     s.add_argument("--timeout", type=float, default=120.0)
     for verb, hlp in (
         ("restart-apiserver", "stop and start kube-apiserver (same port, same etcd)"),
@@ -796,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
     for verb, hlp in (
         ("stop", "stop Kueue, kube-apiserver, etcd (in that order)"),
-        ("env", "print shell exports: eval \"$(kube-testenv env)\""),
+        ("env", 'print shell exports: eval "$(kube-testenv env)"'),
         ("status", "print state and which processes run"),
         ("check", "exit 0 if the binaries are built, else print why and exit 1"),
         ("stop-apiserver", "stop kube-apiserver alone"),
@@ -815,7 +866,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 gates[k] = v.lower() in ("1", "true", "yes", "on")
             t0 = time.monotonic()
             env.start(feature_gates=gates, timeout=args.timeout)
-            print(f"kube-testenv: started in {time.monotonic() - t0:.1f} s; {env.server}; dir {env.dir}", file=sys.stderr)
+            print(
+                f"kube-testenv: started in {time.monotonic() - t0:.1f} s; {env.server}; dir {env.dir}",
+                file=sys.stderr,
+            )
             print(f'eval "$({Path(sys.argv[0]).name} env --dir {env.dir})"  # to use it', file=sys.stderr)
         elif args.verb == "stop":
             env.stop()
@@ -829,7 +883,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not st:
                 print(f"no environment in {env.dir}")
                 return 1
-            print(json.dumps({"server": st.get("server"), "dir": st.get("dir"), "ports": st.get("ports"), "running": env.running()}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "server": st.get("server"),
+                        "dir": st.get("dir"),
+                        "ports": st.get("ports"),
+                        "running": env.running(),
+                    },
+                    indent=2,
+                )
+            )
             return 0 if all(env.running().values()) else 1
         elif args.verb == "check":
             b = find_build()

@@ -26,7 +26,7 @@ OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("table", "json", "yaml")
 class AppContext:
     server: str
     timeout: float
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -76,6 +76,6 @@ def clear(app: AppContext, job_id: str, node_name: str, task_type: str) -> None:
     """Forget blocklist entries (all of them, or those matching every option given)."""
     cleared = app.client.clear_blocklist(job_id=job_id, node=node_name, task_type=task_type)
     if app.output == "table":
-        click.echo(f"cleared {cleared} blocklist entries")
+        click.echo(f"cleared {cleared} blocklist {'entry' if cleared == 1 else 'entries'}")
     else:
         emit_data(app, node_service_pb2.ClearBlocklistResponse(cleared=cleared))

@@ -42,9 +42,16 @@ def message_to_dict(message: Message) -> dict[str, Any]:
     )
 
 
+#: Width when stdout is not a terminal: one row per line for grep and awk, as kubectl does.
+_PIPE_WIDTH = 4096
+
+
 def stdout_console() -> Console:
-    # Created per call, not at import: click's test runner and pipes swap sys.stdout.
-    return Console(highlight=False, soft_wrap=False)
+    # Created per call, not at import: click's test runner swaps sys.stdout.
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = _PIPE_WIDTH
+    return console
 
 
 def emit(app: AppContext, data: M | Sequence[M], table: Callable[[Console, Any], None]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from google.protobuf import json_format
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -65,16 +66,41 @@ def _state(name: str) -> Text:
     return Text(name, style=_STYLE.get(name, ""))
 
 
-def _table(*columns: str) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in columns:
-        # Ids and names stay whole (they get copied into the next command); free text wraps.
-        wrap = column in {"REASON", "MESSAGE", "LABELS", "QUOTAS", "USAGE", "CAPACITY", "ALLOCATED", "TYPES"}
-        table.add_column(column, no_wrap=not wrap, overflow="fold")
-    return table
+#: Free text that may wrap; every other column keeps its values whole, because ids and names get
+#: copied into the next command.
+_WRAPPING = frozenset({"REASON", "MESSAGE", "QUOTAS", "USAGE", "JOBS", "CAPACITY", "ALLOCATED", "TYPES"})
+#: Narrowest a wrapping column is worth showing at.
+_MIN_WRAP = 12
+_GAP = 2
+
+Cell = str | Text
 
 
-def _details(console: Console, rows: Sequence[tuple[str, str | Text]]) -> None:
+def _print_table(
+    console: Console, headers: Sequence[str], rows: Sequence[Sequence[Cell]], *, drop: Sequence[str] = ()
+) -> None:
+    """A borderless table that fits the console: when it would not, the columns in ``drop`` are
+    left out, first ones first, rather than cutting ids or squeezing text to a letter per line."""
+    widths = [max([cell_len(h), *(cell_len(str(row[i])) for row in rows)]) for i, h in enumerate(headers)]
+    needs = {h: min(w, _MIN_WRAP) if h in _WRAPPING else w for h, w in zip(headers, widths, strict=True)}
+    shown = list(headers)
+    for column in drop:
+        if sum(needs[h] for h in shown) + _GAP * (len(shown) - 1) <= console.width:
+            break
+        shown.remove(column)
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, _GAP, 0, 0))
+    for header in shown:
+        if header in _WRAPPING:
+            table.add_column(header, overflow="fold")
+        else:
+            table.add_column(header, no_wrap=True, min_width=needs[header])
+    keep = [headers.index(h) for h in shown]
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
+    console.print(table)
+
+
+def _details(console: Console, rows: Sequence[tuple[str, Cell]]) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -93,9 +119,9 @@ def task_progress(job: types_pb2.Job) -> str:
 
 def jobs_table(console: Console, jobs: Sequence[types_pb2.Job], now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
-    table = _table("ID", "NAME", "QUEUE", "PRI", "STATUS", "ADMISSION", "TASKS", "AGE", "REASON")
-    for job in jobs:
-        table.add_row(
+    headers = ("ID", "NAME", "QUEUE", "PRI", "STATUS", "ADMISSION", "TASKS", "AGE", "REASON")
+    rows = [
+        (
             job.id,
             job.spec.name,
             job.spec.queue or "default",
@@ -106,7 +132,9 @@ def jobs_table(console: Console, jobs: Sequence[types_pb2.Job], now: datetime | 
             fmt_age(job.submit_time, now),
             job.status_reason,
         )
-    console.print(table)
+        for job in jobs
+    ]
+    _print_table(console, headers, rows, drop=("AGE", "ADMISSION", "PRI", "QUEUE", "REASON"))
 
 
 def job_detail(console: Console, job: types_pb2.Job) -> None:
@@ -117,7 +145,7 @@ def job_detail(console: Console, job: types_pb2.Job) -> None:
         if getattr(counts, field.name)
     )
     deps = ", ".join(f"{DEPENDENCY_CONDITION.name(dep.condition)}:{dep.job_id}" for dep in spec.depends_on)
-    rows: list[tuple[str, str | Text]] = [
+    rows: list[tuple[str, Cell]] = [
         ("ID", job.id),
         ("Name", spec.name),
         ("Queue", spec.queue or "default"),
@@ -146,9 +174,9 @@ def job_detail(console: Console, job: types_pb2.Job) -> None:
 
 
 def tasks_table(console: Console, tasks: Sequence[types_pb2.Task]) -> None:
-    table = _table("ID", "NAME", "STATUS", "ATTEMPT", "NODE", "PROGRESS", "EXIT", "MESSAGE")
-    for task in tasks:
-        table.add_row(
+    headers = ("ID", "NAME", "STATUS", "ATTEMPT", "NODE", "PROGRESS", "EXIT", "MESSAGE")
+    rows = [
+        (
             task.id,
             task.name,
             _state(TASK_STATUS.name(task.status)),
@@ -158,12 +186,14 @@ def tasks_table(console: Console, tasks: Sequence[types_pb2.Task]) -> None:
             str(task.exit_code) if task.HasField("exit_code") else "-",
             task.message,
         )
-    console.print(table)
+        for task in tasks
+    ]
+    _print_table(console, headers, rows, drop=("PROGRESS", "ATTEMPT", "EXIT", "NAME", "NODE", "MESSAGE"))
 
 
 def task_detail(console: Console, task: types_pb2.Task) -> None:
     commands = "\n".join(_command_text(cmd) for cmd in task.commands)
-    rows: list[tuple[str, str | Text]] = [
+    rows: list[tuple[str, Cell]] = [
         ("ID", task.id),
         ("Job", task.job_id),
         ("Index", str(task.index)),
@@ -194,26 +224,29 @@ def _command_text(cmd: types_pb2.Command) -> str:
 
 
 def queues_table(console: Console, queues: Sequence[types_pb2.Queue]) -> None:
-    table = _table(
-        "NAME", "STATE", "STRATEGY", "PREEMPTION", "QUOTAS", "USAGE", "PENDING", "ADMITTED", "INADMISSIBLE"
-    )
-    for queue in queues:
-        table.add_row(
+    headers = ("NAME", "STATE", "STRATEGY", "PREEMPTION", "QUOTAS", "USAGE", "JOBS")
+    rows = [
+        (
             queue.name,
             _state(QUEUE_STATE.name(queue.state)),
             QUEUEING_STRATEGY.name(queue.strategy),
             PREEMPTION_POLICY.name(queue.preemption),
             fmt_map(queue.quotas) if queue.quotas else "unlimited",
             fmt_map(queue.status.usage),
-            str(queue.status.pending_jobs),
-            str(queue.status.admitted_jobs),
-            str(queue.status.inadmissible_jobs),
+            _queue_jobs(queue.status),
         )
-    console.print(table)
+        for queue in queues
+    ]
+    _print_table(console, headers, rows, drop=("PREEMPTION", "STRATEGY", "USAGE", "QUOTAS"))
+
+
+def _queue_jobs(usage: types_pb2.QueueUsage) -> str:
+    text = f"{usage.pending_jobs} pending, {usage.admitted_jobs} admitted"
+    return f"{text}, {usage.inadmissible_jobs} inadmissible" if usage.inadmissible_jobs else text
 
 
 def queue_detail(console: Console, queue: types_pb2.Queue) -> None:
-    rows: list[tuple[str, str | Text]] = [
+    rows: list[tuple[str, Cell]] = [
         ("Name", queue.name),
         ("State", _state(QUEUE_STATE.name(queue.state))),
         ("Strategy", QUEUEING_STRATEGY.name(queue.strategy)),
@@ -231,9 +264,9 @@ def queue_detail(console: Console, queue: types_pb2.Queue) -> None:
 
 def nodes_table(console: Console, nodes: Sequence[types_pb2.Node], now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
-    table = _table("NAME", "STATE", "RUNNING", "CAPACITY", "ALLOCATED", "TYPES", "LAST SEEN", "VERSION")
-    for node in nodes:
-        table.add_row(
+    headers = ("NAME", "STATE", "RUNNING", "CAPACITY", "ALLOCATED", "TYPES", "LAST SEEN", "VERSION")
+    rows = [
+        (
             node.name,
             _state(NODE_STATE.name(node.state)),
             str(len(node.running)),
@@ -243,12 +276,16 @@ def nodes_table(console: Console, nodes: Sequence[types_pb2.Node], now: datetime
             fmt_age(node.last_seen, now),
             node.version or "-",
         )
-    console.print(table)
+        for node in nodes
+    ]
+    _print_table(
+        console, headers, rows, drop=("VERSION", "LAST SEEN", "TYPES", "ALLOCATED", "RUNNING", "CAPACITY")
+    )
 
 
 def node_detail(console: Console, node: types_pb2.Node) -> None:
     running = ", ".join(f"{r.task_id}#{r.attempt}" for r in node.running)
-    rows: list[tuple[str, str | Text]] = [
+    rows: list[tuple[str, Cell]] = [
         ("Name", node.name),
         ("State", _state(NODE_STATE.name(node.state))),
         ("Labels", fmt_map(node.labels)),

@@ -10,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from jobq.cli.context import AppContext, output_option, pass_app
 from jobq.cli.exits import ExitCode
 from jobq.cli.rendering import emit_data
-from jobq.cli.tables import task_progress
 from jobq.sdk.lifecycle import succeeded
 from jobq.sdk.names import JOB_STATUS
 from jobq.v1 import types_pb2
@@ -21,6 +20,19 @@ __all__ = ["wait", "wait_for_job"]
 def _finished_tasks(job: types_pb2.Job) -> int:
     counts = job.task_counts
     return counts.completed + counts.failed + counts.canceled
+
+
+def _outcome(job: types_pb2.Job) -> str:
+    """``job 01J… failed: 7 of 10 tasks completed, 3 failed (3 of 10 tasks failed)``"""
+    counts = job.task_counts
+    text = (
+        f"job {job.id} {JOB_STATUS.name(job.status)}: {counts.completed} of {job.total_tasks} tasks completed"
+    )
+    if counts.failed:
+        text += f", {counts.failed} failed"
+    if job.status_reason and not succeeded(job):
+        text += f" ({job.status_reason})"
+    return text
 
 
 def wait_for_job(app: AppContext, job_id: str, *, interval: float) -> ExitCode:
@@ -46,10 +58,7 @@ def wait_for_job(app: AppContext, job_id: str, *, interval: float) -> ExitCode:
                 completed=_finished_tasks(job),
             )
     if app.output == "table":
-        reason = f": {job.status_reason}" if job.status_reason and not succeeded(job) else ""
-        click.echo(
-            f"job {job.id} {JOB_STATUS.name(job.status)} ({task_progress(job)} tasks completed){reason}"
-        )
+        click.echo(_outcome(job))
     else:
         emit_data(app, job)
     return ExitCode.OK if succeeded(job) else ExitCode.JOB_FAILED

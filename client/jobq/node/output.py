@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-MAX_LINE_BYTES = 64 * 1024
-"""Longest line kept, in bytes; the rest of the line is dropped and a marker appended."""
-
 TRUNCATED_MARKER = " [line truncated by jobq-node]"
+
+MAX_LINE_BYTES = 64 * 1024 - 64
+"""Longest line kept, in bytes; the rest of the line is dropped and a marker appended. Just under
+64 KiB, so a truncated line with its marker still fits jobqd's 64 KiB per line."""
 
 _PROGRESS = re.compile(r"\s*PROGRESS:\s*(\d{1,3}(?:\.\d*)?)\s*%?\s*")
 _PROGRESS_TOKEN = "PROGRESS:"

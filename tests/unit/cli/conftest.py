@@ -1,16 +1,11 @@
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# The fake server is shared with the SDK tests; these directories are not packages (pytest's
-# default import mode), so make its directory importable.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sdk"))
-
-from fake_jobqd import FakeJobqd  # noqa: E402
+from tests.unit.sdk.fake_jobqd import FakeJobqd
 
 
 @pytest.fixture
@@ -24,8 +19,6 @@ def jobqd() -> Iterator[FakeJobqd]:
 @pytest.fixture(autouse=True)
 def _no_jobq_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's own JOBQ_* settings must not leak into the CLI under test."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("JOBQ_"):
             monkeypatch.delenv(name)

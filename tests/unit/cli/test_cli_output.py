@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import yaml
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
-from rich.console import Console
-
 from jobq.cli import tables
 from jobq.cli.context import AppContext
 from jobq.cli.exits import ExitCode, error_line, exit_code_for
@@ -27,7 +26,9 @@ from jobq.errors import (
     Unauthenticated,
     Unavailable,
 )
+from jobq.spec import job_spec_from_yaml, load_job_spec
 from jobq.v1 import types_pb2
+from rich.console import Console
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -56,7 +57,9 @@ def _render(table: object, data: object) -> str:
     return console.export_text()
 
 
-def test_json_is_the_messages_protobuf_json_with_proto_field_names(capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_is_the_messages_protobuf_json_with_proto_field_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     emit(AppContext(server="x", timeout=1, output="json"), JOB, tables.job_detail)
     printed = json.loads(capsys.readouterr().out)
 
@@ -84,8 +87,8 @@ def test_tables_use_the_seed_state_names() -> None:
 
     header, row = text.splitlines()[:2]
     assert header.split() == ["ID", "NAME", "QUEUE", "PRI", "STATUS", "ADMISSION", "TASKS", "AGE", "REASON"]
-    assert "cancel-requested" in row and "inadmissible" in row
-    assert "7/10 (2 active)" in row and " 3h " in row and "queue gpu is held" in row
+    for shown in ("cancel-requested", "inadmissible", "7/10 (2 active)", " 3h ", "queue gpu is held"):
+        assert shown in row
 
 
 def test_job_detail_counts_every_task_status() -> None:
@@ -97,10 +100,16 @@ def test_job_detail_counts_every_task_status() -> None:
 
 def test_task_and_event_lines() -> None:
     task = types_pb2.Task(
-        id="01JA.3", status=types_pb2.TASK_STATUS_SOFT_FAILED, attempt=2, node="n1", exit_code=2, message="boom"
+        id="01JA.3",
+        status=types_pb2.TASK_STATUS_SOFT_FAILED,
+        attempt=2,
+        node="n1",
+        exit_code=2,
+        message="boom",
     )
     text = _render(tables.tasks_table, [task])
-    assert "soft-failed" in text and "boom" in text and " 2 " in text
+    for shown in ("soft-failed", "boom", " 2 "):
+        assert shown in text
 
     event = types_pb2.Event(
         sequence=42,
@@ -114,7 +123,9 @@ def test_task_and_event_lines() -> None:
     )
     line = tables.event_line(event)
     assert line.startswith("42 ")
-    assert line.endswith("task-status-changed task=01JA.3 status=failed node=n1 attempt=3 reason='exit code 2'")
+    assert line.endswith(
+        "task-status-changed task=01JA.3 status=failed node=n1 attempt=3 reason='exit code 2'"
+    )
 
 
 def test_ages_and_maps() -> None:
@@ -143,7 +154,13 @@ def test_exit_codes(error: Exception, code: ExitCode) -> None:
 
 
 def test_exit_code_values_are_the_documented_ones() -> None:
-    assert (ExitCode.OK, ExitCode.JOB_FAILED, ExitCode.REFUSED, ExitCode.USAGE, ExitCode.UNREACHABLE) == (0, 1, 1, 2, 3)
+    assert (ExitCode.OK, ExitCode.JOB_FAILED, ExitCode.REFUSED, ExitCode.USAGE, ExitCode.UNREACHABLE) == (
+        0,
+        1,
+        1,
+        2,
+        3,
+    )
 
 
 def test_error_lines() -> None:
@@ -154,4 +171,14 @@ def test_error_lines() -> None:
     assert error_line(Unavailable("connection refused"), server="127.0.0.1:7070", timeout=30) == (
         "error: cannot reach jobqd at 127.0.0.1:7070 (connection refused)"
     )
-    assert "did not answer within 2.5s" in error_line(DeadlineExceeded("Deadline Exceeded"), server="s", timeout=2.5)
+    assert "did not answer within 2.5s" in error_line(
+        DeadlineExceeded("Deadline Exceeded"), server="s", timeout=2.5
+    )
+
+
+def test_a_job_printed_as_yaml_can_be_submitted_again() -> None:
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    for name in ("render.yaml", "array.yaml"):
+        spec = load_job_spec(examples / name)
+        printed = yaml.safe_dump(message_to_dict(types_pb2.Job(id="01JA", spec=spec)))
+        assert job_spec_from_yaml(printed) == spec

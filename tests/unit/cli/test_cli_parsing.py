@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 import pytest
-
-from jobq.cli.parsing import EnumList, flatten, parse_dependencies, parse_key_values, parse_range, resolve_task_id
+from jobq.cli.parsing import (
+    EnumList,
+    flatten,
+    parse_dependencies,
+    parse_key_values,
+    parse_range,
+    resolve_task_id,
+)
 from jobq.sdk.names import JOB_STATUS
 from jobq.v1 import types_pb2
 
@@ -34,7 +40,11 @@ def test_bad_array_ranges_say_what_was_expected(text: str, message: str) -> None
 
 
 def test_key_values_split_commas_and_merge_repeats() -> None:
-    assert parse_key_values(["cpu=2,memory=1Gi", "gpu=1", "cpu=4"]) == {"cpu": "4", "memory": "1Gi", "gpu": "1"}
+    assert parse_key_values(["cpu=2,memory=1Gi", "gpu=1", "cpu=4"]) == {
+        "cpu": "4",
+        "memory": "1Gi",
+        "gpu": "1",
+    }
     assert parse_key_values(["", "a = b "]) == {"a": "b"}
     assert parse_key_values(["empty="]) == {"empty": ""}
     with pytest.raises(click.BadParameter, match="'cpu': expected KEY=VALUE"):

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import click
 import pytest
-
 from jobq.cli.submitting import build_submit_spec
 from jobq.spec import exec_command, job_spec_from_dict, task_spec
 from jobq.v1 import types_pb2
 
 
 def test_an_inline_command_is_one_exec_task_named_after_the_program() -> None:
-    spec = build_submit_spec(None, ["./render.sh", "--frame", "1"], default_name="render.sh", env={"A": "1"}, cwd="/w")
+    spec = build_submit_spec(
+        None, ["./render.sh", "--frame", "1"], default_name="render.sh", env={"A": "1"}, cwd="/w"
+    )
 
     assert spec.name == "render.sh"
-    assert list(spec.tasks) == [task_spec(exec_command(["./render.sh", "--frame", "1"], env={"A": "1"}, cwd="/w"))]
+    assert list(spec.tasks) == [
+        task_spec(exec_command(["./render.sh", "--frame", "1"], env={"A": "1"}, cwd="/w"))
+    ]
 
 
 def test_an_inline_array_becomes_a_template() -> None:
@@ -47,7 +50,9 @@ def test_options_override_the_file_and_maps_merge() -> None:
         labels={"shot": "2"},
         resources={"memory": "1Gi"},
         node_selector={"gpu": "a100"},
-        depends_on=[types_pb2.JobDependency(job_id="01JB", condition=types_pb2.DEPENDENCY_CONDITION_AFTERANY)],
+        depends_on=[
+            types_pb2.JobDependency(job_id="01JB", condition=types_pb2.DEPENDENCY_CONDITION_AFTERANY)
+        ],
         max_attempts=5,
     )
 
@@ -62,7 +67,9 @@ def test_options_override_the_file_and_maps_merge() -> None:
 
 
 def test_a_file_without_a_name_gets_the_default() -> None:
-    spec = build_submit_spec(job_spec_from_dict({"tasks": [{"commands": [{"noop": {}}]}]}), [], default_name="render")
+    spec = build_submit_spec(
+        job_spec_from_dict({"tasks": [{"commands": [{"noop": {}}]}]}), [], default_name="render"
+    )
     assert spec.name == "render"
 
 
@@ -71,7 +78,9 @@ def test_array_with_a_one_task_file_uses_that_task_as_template_and_overrides_an_
     spec = build_submit_spec(one, [], default_name="j", array=(1, 9, 1))
     assert (not spec.tasks, spec.array.template.commands[0].params["argv"][1]) == (True, "{index}")
 
-    arr = job_spec_from_dict({"name": "j", "array": {"start": 1, "end": 99, "template": {"commands": [{"noop": {}}]}}})
+    arr = job_spec_from_dict(
+        {"name": "j", "array": {"start": 1, "end": 99, "template": {"commands": [{"noop": {}}]}}}
+    )
     spec = build_submit_spec(arr, [], default_name="j", array=(1, 9, 1))
     assert (spec.array.start, spec.array.end) == (1, 9)
 

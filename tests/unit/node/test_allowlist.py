@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from jobq.node.allowlist import Allowlist, CommandRefused, glob_match, resolve_executable
 
 
@@ -69,7 +68,9 @@ def test_refusal_message_names_the_resolved_path_and_the_allowlist(tmp_path: Pat
     allow = Allowlist.of(["/bin/echo", "/usr/bin/echo"])
     with pytest.raises(CommandRefused) as caught:
         allow.check("rm", search_path=str(tmp_path / "bin"), cwd="/")
-    assert caught.value.message == f"command not allowed: {tmp_path}/bin/rm (allowed: /bin/echo, /usr/bin/echo)"
+    assert (
+        caught.value.message == f"command not allowed: {tmp_path}/bin/rm (allowed: /bin/echo, /usr/bin/echo)"
+    )
     assert caught.value.exit_code is None
 
 

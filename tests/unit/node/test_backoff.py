@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from jobq.node.backoff import Backoff
 
 POLICY = Backoff(initial_s=0.1, cap_s=5.0, factor=2.0, jitter=0.5)

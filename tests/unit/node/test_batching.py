@@ -21,7 +21,9 @@ def make(max_lines: int = 3, max_bytes: int = 10_000) -> tuple[Outbox, Flusher, 
     outbox = Outbox(log_budget_bytes=1_000_000, max_updates=100, hold_s=1)
     outbox.set_connected(True)
     flusher = Flusher(interval_s=0.01)
-    log = AttemptLog(task_id="t", attempt=2, outbox=outbox, flusher=flusher, max_lines=max_lines, max_bytes=max_bytes)
+    log = AttemptLog(
+        task_id="t", attempt=2, outbox=outbox, flusher=flusher, max_lines=max_lines, max_bytes=max_bytes
+    )
     return outbox, flusher, log
 
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from google.protobuf import struct_pb2
-
 from jobq.node.commands import (
     CommandError,
     EchoSpec,
@@ -43,7 +42,11 @@ def parse(type_: str, params: dict[str, Any] | None = None, *, shell_allowed: bo
             ExecSpec(argv=("x",), env={"A": "1", "N": "2"}, cwd="sub", timeout_s=3.0),
         ),
         ("shell", {"script": "echo hi", "timeout_s": 1}, ShellSpec(script="echo hi", timeout_s=1.0)),
-        ("render", {"frame": 3.0, "opts": {"a": [1.0]}}, PluginSpec("render", {"frame": 3.0, "opts": {"a": [1.0]}})),
+        (
+            "render",
+            {"frame": 3.0, "opts": {"a": [1.0]}},
+            PluginSpec("render", {"frame": 3.0, "opts": {"a": [1.0]}}),
+        ),
     ],
 )
 def test_valid_commands(type_: str, params: dict[str, Any], expected: object) -> None:
@@ -67,14 +70,22 @@ def test_valid_commands(type_: str, params: dict[str, Any], expected: object) ->
         ("exec", {"argv": ["ls"], "timeout_s": "5"}, "params.timeout_s must be a finite number"),
         ("exec", {"argv": ["ls"], "timeout_s": float("inf")}, "must be a finite number"),
         ("exec", {"argv": ["ls"], "cwd": 3.0}, "params.cwd must be a string"),
-        ("exec", {"argv": ["ls"], "args": []}, "unknown parameter(s) args (known: argv, env, cwd, timeout_s)"),
+        (
+            "exec",
+            {"argv": ["ls"], "args": []},
+            "unknown parameter(s) args (known: argv, env, cwd, timeout_s)",
+        ),
         ("sleep", {}, "params.seconds must be a number >= 0"),
         ("sleep", {"seconds": -1}, "params.seconds must be a number >= 0"),
         ("sleep", {"seconds": True}, "params.seconds must be a finite number"),
         ("noop", {"x": 1}, "unknown parameter(s) x (known: none)"),
         ("echo", {"message": 3.0}, "params.message must be a string"),
         ("shell", {}, "params.script is required"),
-        ("bake", {}, "unknown command type 'bake' (this node supports: echo, exec, noop, render, shell, sleep)"),
+        (
+            "bake",
+            {},
+            "unknown command type 'bake' (this node supports: echo, exec, noop, render, shell, sleep)",
+        ),
     ],
 )
 def test_invalid_commands_say_why(type_: str, params: dict[str, Any], message: str) -> None:

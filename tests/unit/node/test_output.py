@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from jobq.node.output import (
     TRUNCATED_MARKER,
     LineSplitter,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from jobq.node.attempts import scrubbed_environment, work_dir_name
 from jobq.node.service import command_types
 from jobq.node.settings import build_capacity, check_quantity, parse_labels, parse_list
@@ -77,7 +76,9 @@ def test_command_types_can_be_narrowed() -> None:
 
 
 def test_narrowing_to_something_unavailable_is_an_error() -> None:
-    with pytest.raises(ValueError, match=r"not available on this node: shell \(shell also needs --allow-shell\)"):
+    with pytest.raises(
+        ValueError, match=r"not available on this node: shell \(shell also needs --allow-shell\)"
+    ):
         command_types(plugins=[], allow_shell=False, restrict_to=["shell"])
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fake_jobqd import FakeJobqd
+
+from tests.unit.sdk.fake_jobqd import FakeJobqd
 
 
 @pytest.fixture

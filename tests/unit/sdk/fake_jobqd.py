@@ -25,7 +25,6 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import Message
-
 from jobq.v1 import job_service_pb2, node_service_pb2, queue_service_pb2
 
 SERVICES = (
@@ -62,14 +61,20 @@ class FakeJobqd:
             for method in service.methods:
                 request_class = message_factory.GetMessageClass(method.input_type)
                 response_class = message_factory.GetMessageClass(method.output_type)
-                make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+                make = (
+                    grpc.unary_stream_rpc_method_handler
+                    if method.server_streaming
+                    else grpc.unary_unary_rpc_method_handler
+                )
                 behaviour = self._stream if method.server_streaming else self._unary
                 handlers[method.name] = make(
                     _bind(behaviour, method.name),
                     request_deserializer=request_class.FromString,
                     response_serializer=response_class.SerializeToString,
                 )
-            self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+            self._server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+            )
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         self.address = f"127.0.0.1:{self.port}"
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import socket
 
 import grpc
-import pytest
-from fake_jobqd import Fail, FakeJobqd, Streams
-
 import jobq
+import pytest
 from jobq import errors
 from jobq.sdk.retrying import Backoff
 from jobq.spec import echo_command, task_spec
 from jobq.v1 import job_service_pb2, node_service_pb2, queue_service_pb2, types_pb2
+
+from tests.unit.sdk.fake_jobqd import Fail, FakeJobqd, Streams
 
 FAST = Backoff(initial=0.01, maximum=0.01)
 
@@ -41,11 +41,17 @@ def test_submit_sends_the_spec_request_id_and_token(jobqd: FakeJobqd) -> None:
     jobqd.replies["SubmitJob"] = job_service_pb2.SubmitJobResponse(job=_job(), created=True)
 
     with jobq.Client(jobqd.address, token="s3cret") as client:
-        response = client.submit_job({"name": "j", "tasks": [{"commands": [{"echo": "hi"}]}]}, request_id="r1")
+        response = client.submit_job(
+            {"name": "j", "tasks": [{"commands": [{"echo": "hi"}]}]}, request_id="r1"
+        )
 
     assert (response.job.id, response.created) == ("01JA", True)
     sent = jobqd.last("SubmitJob")
-    assert (sent.request_id, sent.spec.name, sent.spec.tasks[0].commands[0]) == ("r1", "j", echo_command("hi"))
+    assert (sent.request_id, sent.spec.name, sent.spec.tasks[0].commands[0]) == (
+        "r1",
+        "j",
+        echo_command("hi"),
+    )
     assert jobqd.metadata["SubmitJob"][-1]["authorization"] == "Bearer s3cret"
 
 
@@ -90,14 +96,20 @@ def test_iter_jobs_follows_page_tokens(jobqd: FakeJobqd) -> None:
 
 
 def test_submit_large_job_streams_chunks_with_offsets_then_commits(jobqd: FakeJobqd) -> None:
-    jobqd.replies["CreateJob"] = job_service_pb2.CreateJobResponse(job=_job(status=types_pb2.JOB_STATUS_UNDER_CONSTRUCTION))
-    jobqd.replies["AddTasks"] = lambda req: job_service_pb2.AddTasksResponse(total_tasks=req.offset + len(req.tasks))
+    jobqd.replies["CreateJob"] = job_service_pb2.CreateJobResponse(
+        job=_job(status=types_pb2.JOB_STATUS_UNDER_CONSTRUCTION)
+    )
+    jobqd.replies["AddTasks"] = lambda req: job_service_pb2.AddTasksResponse(
+        total_tasks=req.offset + len(req.tasks)
+    )
     jobqd.replies["CommitJob"] = job_service_pb2.CommitJobResponse(job=_job(total_tasks=5))
     first = task_spec(echo_command("first"))
     more = ({"commands": [{"echo": str(i)}]} for i in range(4))
 
     with jobq.Client(jobqd.address) as client:
-        job = client.submit_large_job({"name": "big", "tasks": [{"commands": [{"echo": "first"}]}]}, more, chunk_size=2)
+        job = client.submit_large_job(
+            {"name": "big", "tasks": [{"commands": [{"echo": "first"}]}]}, more, chunk_size=2
+        )
 
     assert job.total_tasks == 5
     assert not jobqd.last("CreateJob").spec.tasks
@@ -112,7 +124,10 @@ def test_submit_large_job_deletes_the_draft_when_a_chunk_is_refused(jobqd: FakeJ
     jobqd.replies["AddTasks"] = Fail(grpc.StatusCode.INVALID_ARGUMENT, "tasks[0].commands: must not be empty")
     jobqd.replies["DeleteJob"] = job_service_pb2.DeleteJobResponse()
 
-    with jobq.Client(jobqd.address) as client, pytest.raises(errors.InvalidArgument, match="must not be empty"):
+    with (
+        jobq.Client(jobqd.address) as client,
+        pytest.raises(errors.InvalidArgument, match="must not be empty"),
+    ):
         client.submit_large_job({"name": "big"}, [{"commands": []}])
 
     assert jobqd.last("DeleteJob").job_id == "01JA"
@@ -127,7 +142,11 @@ def test_watch_events_resumes_after_the_last_sequence_seen(jobqd: FakeJobqd) -> 
 
     with jobq.Client(jobqd.address) as client:
         events = client.watch_events(
-            0, job_ids=["01JA"], reconnect=True, backoff=FAST, on_reconnect=lambda e, d: reconnects.append((e, d))
+            0,
+            job_ids=["01JA"],
+            reconnect=True,
+            backoff=FAST,
+            on_reconnect=lambda e, d: reconnects.append((e, d)),
         )
         seen = [next(events).sequence for _ in range(3)]
         events.close()
@@ -174,7 +193,10 @@ def test_follow_job_polls_until_the_job_is_finished(jobqd: FakeJobqd) -> None:
 def test_wait_job_gives_up_after_its_timeout(jobqd: FakeJobqd) -> None:
     jobqd.replies["GetJob"] = job_service_pb2.GetJobResponse(job=_job(status=types_pb2.JOB_STATUS_ACTIVE))
 
-    with jobq.Client(jobqd.address) as client, pytest.raises(errors.DeadlineExceeded, match="job 01JA is still active"):
+    with (
+        jobq.Client(jobqd.address) as client,
+        pytest.raises(errors.DeadlineExceeded, match="job 01JA is still active"),
+    ):
         client.wait_job("01JA", poll_interval=0.01, timeout=0.05)
 
 
@@ -204,7 +226,8 @@ def test_tasks_logs_queues_and_nodes_unwrap_their_responses(jobqd: FakeJobqd) ->
         assert client.clear_blocklist(job_id="01JA") == 4
 
     assert (jobqd.last("TailTaskLog").lines, jobqd.last("TailTaskLog").follow) == (0, False)
-    assert jobqd.last("HoldQueue").drain and jobqd.last("DrainNode").stop
+    assert jobqd.last("HoldQueue").drain
+    assert jobqd.last("DrainNode").stop
     assert jobqd.last("CancelTasks").reason == "why"
 
 
@@ -236,7 +259,9 @@ async def test_async_iterators_page_and_resume(jobqd: FakeJobqd) -> None:
         job_service_pb2.ListTasksResponse(tasks=[types_pb2.Task(id="a.0")], next_page_token="n"),
         job_service_pb2.ListTasksResponse(tasks=[types_pb2.Task(id="a.1")]),
     ]
-    jobqd.replies["WatchEvents"] = Streams([[_event(5), Fail(grpc.StatusCode.UNAVAILABLE, "cut")], [_event(6)]])
+    jobqd.replies["WatchEvents"] = Streams(
+        [[_event(5), Fail(grpc.StatusCode.UNAVAILABLE, "cut")], [_event(6)]]
+    )
 
     async with jobq.AsyncClient(jobqd.address) as client:
         tasks = [t.id async for t in client.iter_tasks("a", statuses=["failed"])]
@@ -258,7 +283,9 @@ async def test_async_wait_and_large_submit(jobqd: FakeJobqd) -> None:
         job_service_pb2.GetJobResponse(job=_job(status=types_pb2.JOB_STATUS_COMPLETED)),
     ]
     jobqd.replies["CreateJob"] = job_service_pb2.CreateJobResponse(job=_job())
-    jobqd.replies["AddTasks"] = lambda req: job_service_pb2.AddTasksResponse(total_tasks=req.offset + len(req.tasks))
+    jobqd.replies["AddTasks"] = lambda req: job_service_pb2.AddTasksResponse(
+        total_tasks=req.offset + len(req.tasks)
+    )
     jobqd.replies["CommitJob"] = job_service_pb2.CommitJobResponse(job=_job(total_tasks=3))
 
     async def tasks():  # type: ignore[no-untyped-def]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import grpc
 import grpc.aio
 import pytest
-
 from jobq import errors
 from jobq.errors import from_rpc_error
 

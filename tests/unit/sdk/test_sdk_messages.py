@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from jobq import job_filter, task_id
 from jobq.errors import InvalidArgument
 from jobq.sdk import messages
@@ -56,7 +55,7 @@ def test_draft_of_splits_off_the_tasks_and_refuses_arrays() -> None:
 
     assert (draft.name, draft.priority, len(draft.tasks)) == ("big", 3, 0)
     assert tasks == [one, one]
-    with pytest.raises(InvalidArgument, match="spec.array"):
+    with pytest.raises(InvalidArgument, match=r"spec\.array"):
         messages.draft_of({"name": "a", "array": {"start": 1, "end": 2}})
 
 
@@ -72,7 +71,9 @@ def test_task_id() -> None:
 def test_queue_message_leaves_out_what_is_not_given() -> None:
     queue = messages.queue_message("q", quotas={"cpu": "4"}, strategy="strict-fifo", preemption=None)
 
-    assert queue == types_pb2.Queue(name="q", quotas={"cpu": "4"}, strategy=types_pb2.QUEUEING_STRATEGY_STRICT_FIFO)
+    assert queue == types_pb2.Queue(
+        name="q", quotas={"cpu": "4"}, strategy=types_pb2.QUEUEING_STRATEGY_STRICT_FIFO
+    )
 
 
 def test_backoff_grows_to_its_maximum_with_bounded_jitter() -> None:

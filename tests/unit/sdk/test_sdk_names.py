@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from jobq.errors import InvalidArgument
 from jobq.sdk import names
 from jobq.v1 import types_pb2
@@ -37,7 +36,15 @@ def test_job_statuses_use_the_seed_names() -> None:
 
 
 def test_task_statuses_and_admission_phases_use_the_seed_names() -> None:
-    assert names.TASK_STATUS.names() == ["queued", "active", "completed", "soft-failed", "failed", "canceled", "paused"]
+    assert names.TASK_STATUS.names() == [
+        "queued",
+        "active",
+        "completed",
+        "soft-failed",
+        "failed",
+        "canceled",
+        "paused",
+    ]
     assert names.ADMISSION_PHASE.names() == ["submitted", "inadmissible", "pending", "admitted", "finished"]
     assert names.QUEUEING_STRATEGY.names() == ["best-effort-fifo", "strict-fifo"]
     assert names.PREEMPTION_POLICY.names() == ["never", "lower-priority"]
@@ -49,13 +56,17 @@ def test_every_name_parses_back_to_its_value(enum: names.EnumNames[int]) -> None
         assert enum.name(enum.value(name)) == name
 
 
-@pytest.mark.parametrize("spelling", ["soft-failed", "soft_failed", "SOFT-FAILED", "TASK_STATUS_SOFT_FAILED", " soft-failed "])
+@pytest.mark.parametrize(
+    "spelling", ["soft-failed", "soft_failed", "SOFT-FAILED", "TASK_STATUS_SOFT_FAILED", " soft-failed "]
+)
 def test_parsing_accepts_the_usual_spellings(spelling: str) -> None:
     assert names.TASK_STATUS.value(spelling) == types_pb2.TASK_STATUS_SOFT_FAILED
 
 
 def test_unknown_or_unspecified_names_are_refused_with_the_valid_ones() -> None:
-    with pytest.raises(InvalidArgument, match=r"unknown job status 'running' \(expected one of under-construction, queued"):
+    with pytest.raises(
+        InvalidArgument, match=r"unknown job status 'running' \(expected one of under-construction, queued"
+    ):
         names.JOB_STATUS.value("running")
     with pytest.raises(InvalidArgument):
         names.JOB_STATUS.value("unspecified")
@@ -67,6 +78,8 @@ def test_a_value_newer_than_this_client_still_prints() -> None:
 
 def test_coerce_takes_values_and_names() -> None:
     assert names.ADMISSION_PHASE.coerce("admitted") == types_pb2.ADMISSION_PHASE_ADMITTED
-    assert names.ADMISSION_PHASE.coerce(types_pb2.ADMISSION_PHASE_PENDING) == types_pb2.ADMISSION_PHASE_PENDING
+    assert (
+        names.ADMISSION_PHASE.coerce(types_pb2.ADMISSION_PHASE_PENDING) == types_pb2.ADMISSION_PHASE_PENDING
+    )
     with pytest.raises(InvalidArgument):
         names.ADMISSION_PHASE.coerce(42)

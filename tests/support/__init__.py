@@ -1,0 +1,1 @@
+"""Test support: real jobqd and jobq-node processes on loopback, and waiting helpers."""
