@@ -14,19 +14,50 @@ from jobqd.log_config import configure_logging
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--listen", metavar="HOST:PORT", help="gRPC address. [default: 127.0.0.1:7070; env JOBQD_LISTEN]")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="State directory. [default: .jobq; env JOBQD_DATA_DIR]")
-@click.option("--admission", type=click.Choice(["local", "kueue"]), help="Admission backend. [default: local]")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="kueue mode: kubeconfig (default: in-cluster).")
+@click.option(
+    "--listen", metavar="HOST:PORT", help="gRPC address. [default: 127.0.0.1:7070; env JOBQD_LISTEN]"
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="State directory. [default: .jobq; env JOBQD_DATA_DIR]",
+)
+@click.option(
+    "--admission", type=click.Choice(["local", "kueue"]), help="Admission backend. [default: local]"
+)
+@click.option(
+    "--kubeconfig", type=click.Path(dir_okay=False), help="kueue mode: kubeconfig (default: in-cluster)."
+)
 @click.option("--namespace", help="kueue mode: namespace of Workloads and LocalQueues.")
-@click.option("--synchronous", type=click.Choice(["full", "normal"]), help="SQLite durability. [default: full]")
-@click.option("--node-timeout", type=float, metavar="SECONDS", help="Silence before a node is lost. [default: 60]")
-@click.option("--heartbeat-interval", type=float, metavar="SECONDS", help="Node heartbeat period. [default: 5]")
-@click.option("--abort-grace", type=float, metavar="SECONDS", help="SIGTERM→SIGKILL grace for aborted tasks. [default: 10]")
-@click.option("--retention", type=float, metavar="SECONDS", help="Archive finished jobs older than this. [default: 7 days]")
+@click.option(
+    "--synchronous", type=click.Choice(["full", "normal"]), help="SQLite durability. [default: full]"
+)
+@click.option(
+    "--node-timeout", type=float, metavar="SECONDS", help="Silence before a node is lost. [default: 60]"
+)
+@click.option(
+    "--heartbeat-interval", type=float, metavar="SECONDS", help="Node heartbeat period. [default: 5]"
+)
+@click.option(
+    "--abort-grace",
+    type=float,
+    metavar="SECONDS",
+    help="SIGTERM→SIGKILL grace for aborted tasks. [default: 10]",
+)
+@click.option(
+    "--retention",
+    type=float,
+    metavar="SECONDS",
+    help="Archive finished jobs older than this. [default: 7 days]",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", type=click.Choice(["auto", "console", "json"]))
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), help="TOML settings file (env JOBQD_CONFIG).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="TOML settings file (env JOBQD_CONFIG).",
+)
 @click.pass_context
 def main(ctx: click.Context, config_file: str | None, **flags: object) -> None:
     """jobqd — the jobq daemon: job and task state, admission, dispatch to nodes, the gRPC API.

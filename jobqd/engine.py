@@ -230,7 +230,9 @@ class Engine:
                 continue
             if item.request_id:
                 if seen_in_batch.get(item.request_id, item.digest) != item.digest:
-                    raise Conflict(f"request_id {item.request_id!r} is used twice in this batch with different content")
+                    raise Conflict(
+                        f"request_id {item.request_id!r} is used twice in this batch with different content"
+                    )
                 seen_in_batch[item.request_id] = item.digest
             self._check_submittable(item.defn, prefix=f"{field}.spec" if field else "spec")
             results.append(None)
@@ -256,10 +258,14 @@ class Engine:
         job_id, digest = self.requests[item.request_id]
         if digest != item.digest:
             where = f"{field}.request_id" if field else "request_id"
-            raise Conflict(f"{where}: {item.request_id!r} was already used for job {job_id} with different content")
+            raise Conflict(
+                f"{where}: {item.request_id!r} was already used for job {job_id} with different content"
+            )
         job = self.jobs.get(job_id)
         if job is None:
-            raise Conflict(f"request_id {item.request_id!r} was used for job {job_id}, which no longer exists")
+            raise Conflict(
+                f"request_id {item.request_id!r} was used for job {job_id}, which no longer exists"
+            )
         return job
 
     def _check_submittable(self, defn: JobDef, *, prefix: str) -> None:
@@ -269,7 +275,9 @@ class Engine:
             raise InvalidArgument(f"{prefix}.queue", err.problem) from None
         for i, dep in enumerate(defn.depends_on):
             if dep.job_id not in self.jobs and self.archived_status(dep.job_id) is None:
-                raise InvalidArgument(f"{prefix}.depends_on[{i}].job_id", f"job {dep.job_id!r} does not exist")
+                raise InvalidArgument(
+                    f"{prefix}.depends_on[{i}].job_id", f"job {dep.job_id!r} does not exist"
+                )
 
     def _create_job(self, ws: WriteSet, item: SubmitItem) -> Job:
         now = self.clock.now()
@@ -329,12 +337,18 @@ class Engine:
         job = self.get_job(job_id)
         if job.status is not J.UNDER_CONSTRUCTION:
             raise InvalidTransition(
-                kind="job", ident=job_id, current=job.status.value, action="add tasks to", allowed_from="under-construction"
+                kind="job",
+                ident=job_id,
+                current=job.status.value,
+                action="add tasks to",
+                allowed_from="under-construction",
             )
         existing = job.defn.tasks or ()
         if offset < 0:
             raise InvalidArgument("offset", "must be >= 0")
-        if offset + len(tasks) <= len(existing) and tuple(existing[offset : offset + len(tasks)]) == tuple(tasks):
+        if offset + len(tasks) <= len(existing) and tuple(existing[offset : offset + len(tasks)]) == tuple(
+            tasks
+        ):
             return len(existing)  # a retried chunk
         if offset != len(existing):
             raise FailedPrecondition(
@@ -355,7 +369,11 @@ class Engine:
         job = self.get_job(job_id)
         if job.status is not J.UNDER_CONSTRUCTION:
             raise InvalidTransition(
-                kind="job", ident=job_id, current=job.status.value, action="commit", allowed_from="under-construction"
+                kind="job",
+                ident=job_id,
+                current=job.status.value,
+                action="commit",
+                allowed_from="under-construction",
             )
         if job.total == 0:
             raise FailedPrecondition(f"job {job_id} has no tasks; add tasks before committing it")
@@ -368,7 +386,9 @@ class Engine:
 
     # -- job status ----------------------------------------------------------------------------
 
-    def _set_job_status(self, ws: WriteSet, job: Job, new: JobStatus, *, action: str, reason: str | None = None) -> None:
+    def _set_job_status(
+        self, ws: WriteSet, job: Job, new: JobStatus, *, action: str, reason: str | None = None
+    ) -> None:
         check_job(job.id, job.status, new, action)
         job.status = new
         now = self.clock.now()
@@ -384,7 +404,9 @@ class Engine:
         for listener in self.listeners:
             listener(job)
 
-    def set_admission(self, ws: WriteSet, job: Job, phase: AdmissionPhase, reason: str = "", *, flavor: str = "") -> None:
+    def set_admission(
+        self, ws: WriteSet, job: Job, phase: AdmissionPhase, reason: str = "", *, flavor: str = ""
+    ) -> None:
         """Record the admission backend's view of the job (no dispatch consequences)."""
         if job.admission is phase and job.reason == reason and job.flavor == flavor:
             return
@@ -430,7 +452,9 @@ class Engine:
     def interrupt_task(self, ws: WriteSet, job: Job, task: Task, reason: str, *, abort: bool = True) -> None:
         """An active task stops through no fault of its own (DESIGN §4.2 'interrupted')."""
         new, count, message = rules.decide_interruption(
-            interruptions=task.interruptions, max_interruptions=job.defn.policy.max_interruptions, reason=reason
+            interruptions=task.interruptions,
+            max_interruptions=job.defn.policy.max_interruptions,
+            reason=reason,
         )
         if abort:
             self.dispatcher.abort(job, task, reason)
@@ -565,7 +589,12 @@ class Engine:
     # -- user actions on jobs ------------------------------------------------------------------
 
     async def act(
-        self, action: JobAction, *, job_ids: Sequence[str] = (), flt: JobFilter | None = None, reason: str = ""
+        self,
+        action: JobAction,
+        *,
+        job_ids: Sequence[str] = (),
+        flt: JobFilter | None = None,
+        reason: str = "",
     ) -> ActionResult:
         """Cancel / requeue / pause / resume. By ids: all-or-nothing. By filter: illegal ones skipped."""
         ws = WriteSet()
@@ -574,7 +603,12 @@ class Engine:
         if job_ids:
             jobs = [self.get_job(i) for i in dict.fromkeys(job_ids)]
             plans = [
-                (job, rules.plan_job_action(job_id=job.id, status=job.status, action=action, active_tasks=job.active_tasks))
+                (
+                    job,
+                    rules.plan_job_action(
+                        job_id=job.id, status=job.status, action=action, active_tasks=job.active_tasks
+                    ),
+                )
                 for job in jobs
             ]
         else:
@@ -594,7 +628,9 @@ class Engine:
         await self._commit(ws)
         return ActionResult(done, skipped)
 
-    def _apply_action(self, ws: WriteSet, job: Job, action: JobAction, target: JobStatus, reason: str) -> None:
+    def _apply_action(
+        self, ws: WriteSet, job: Job, action: JobAction, target: JobStatus, reason: str
+    ) -> None:
         if action is JobAction.CANCEL:
             self._set_job_status(ws, job, target, action="cancel", reason=reason)
             for task in list(job.tasks.values()):
@@ -663,7 +699,10 @@ class Engine:
         job = self.get_job(job_id)
         if job.status in TERMINAL_JOB:
             raise InvalidTransition(
-                kind="job", ident=job_id, current=job.status.value, action="change the priority of",
+                kind="job",
+                ident=job_id,
+                current=job.status.value,
+                action="change the priority of",
                 allowed_from="a job that has not ended",
             )
         ws = WriteSet()
@@ -678,7 +717,10 @@ class Engine:
         job = self.get_job(job_id)
         if job.status not in TERMINAL_JOB and job.status is not J.UNDER_CONSTRUCTION:
             raise InvalidTransition(
-                kind="job", ident=job_id, current=job.status.value, action="delete",
+                kind="job",
+                ident=job_id,
+                current=job.status.value,
+                action="delete",
                 allowed_from="completed, failed, canceled or under-construction",
             )
         ws = WriteSet()
@@ -694,7 +736,12 @@ class Engine:
         for dep in job.defn.depends_on:
             self.dependents.get(dep.job_id, set()).discard(job.id)
         self._clear_blocklist(ws, job_id=job.id)
-        for stmt in (sql.DELETE_TASKS_OF_JOB, sql.DELETE_CHUNKS_OF_JOB, sql.DELETE_REQUESTS_OF_JOB, sql.DELETE_JOB):
+        for stmt in (
+            sql.DELETE_TASKS_OF_JOB,
+            sql.DELETE_CHUNKS_OF_JOB,
+            sql.DELETE_REQUESTS_OF_JOB,
+            sql.DELETE_JOB,
+        ):
             ws.add(stmt, (job.id,))
         self.admission.job_changed(job)
 
@@ -706,11 +753,16 @@ class Engine:
             st = job.status_of(pos)
             if st not in (T.COMPLETED, T.FAILED, T.CANCELED):
                 raise InvalidTransition(
-                    kind="task", ident=job.task_id(pos), current=st.value, action="requeue",
+                    kind="task",
+                    ident=job.task_id(pos),
+                    current=st.value,
+                    action="requeue",
                     allowed_from="completed, failed or canceled",
                 )
         if job.status in (J.CANCEL_REQUESTED, J.PAUSE_REQUESTED, J.UNDER_CONSTRUCTION, J.REQUEUEING):
-            raise InvalidTransition(kind="job", ident=job.id, current=job.status.value, action="requeue tasks of")
+            raise InvalidTransition(
+                kind="job", ident=job.id, current=job.status.value, action="requeue tasks of"
+            )
         ws = WriteSet()
         tasks = [job.task(pos) for pos in positions]
         reopen = job.status in TERMINAL_JOB
@@ -734,7 +786,10 @@ class Engine:
             st = job.status_of(pos)
             if st in TERMINAL_TASK:
                 raise InvalidTransition(
-                    kind="task", ident=job.task_id(pos), current=st.value, action="cancel",
+                    kind="task",
+                    ident=job.task_id(pos),
+                    current=st.value,
+                    action="cancel",
                     allowed_from="queued, active, soft-failed or paused",
                 )
         ws = WriteSet()
@@ -756,7 +811,9 @@ class Engine:
         keys = [
             k
             for k in self.blocklist
-            if (not job_id or k[0] == job_id) and (not task_type or k[1] == task_type) and (not node or k[2] == node)
+            if (not job_id or k[0] == job_id)
+            and (not task_type or k[1] == task_type)
+            and (not node or k[2] == node)
         ]
         for k in keys:
             del self.blocklist[k]
@@ -788,7 +845,12 @@ class Engine:
             if job.request_id:
                 self.requests.pop(job.request_id, None)
             self._clear_blocklist(ws, job_id=job.id)
-            for stmt in (sql.DELETE_TASKS_OF_JOB, sql.DELETE_CHUNKS_OF_JOB, sql.DELETE_REQUESTS_OF_JOB, sql.DELETE_JOB):
+            for stmt in (
+                sql.DELETE_TASKS_OF_JOB,
+                sql.DELETE_CHUNKS_OF_JOB,
+                sql.DELETE_REQUESTS_OF_JOB,
+                sql.DELETE_JOB,
+            ):
                 ws.add(stmt, (job.id,))
         await self._commit(ws)
 

@@ -143,7 +143,10 @@ def load(
     base = Settings()
     return dataclasses.replace(
         base,
-        **{section: dataclasses.replace(getattr(base, section), **fields) for section, fields in values.items()},
+        **{
+            section: dataclasses.replace(getattr(base, section), **fields)
+            for section, fields in values.items()
+        },
     )
 
 

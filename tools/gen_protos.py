@@ -22,7 +22,7 @@ PACKAGE = Path("jobq") / "v1"
 
 
 def generate(out: Path) -> None:
-    import grpc_tools  # noqa: PLC0415 - only needed when generating
+    import grpc_tools
 
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / PACKAGE).glob("*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
@@ -42,7 +42,9 @@ def generate(out: Path) -> None:
         *protos,
     ]
     subprocess.run(cmd, check=True, cwd=PROTO_DIR)
-    (out / PACKAGE / "__init__.py").write_text('"""Generated protobuf/gRPC code for jobq.v1 (do not edit)."""\n')
+    (out / PACKAGE / "__init__.py").write_text(
+        '"""Generated protobuf/gRPC code for jobq.v1 (do not edit)."""\n'
+    )
 
 
 def main() -> int:

@@ -64,7 +64,9 @@ class LocalAdmission:
 
     def check_queue(self, name: str) -> None:
         if name not in self._queues:
-            raise InvalidArgument("", f"queue {name!r} does not exist (create it with `jobqctl queue create {name}`)")
+            raise InvalidArgument(
+                "", f"queue {name!r} does not exist (create it with `jobqctl queue create {name}`)"
+            )
 
     def job_changed(self, job: Job) -> None:
         q = self._queues.get(job.defn.queue)
@@ -76,7 +78,12 @@ class LocalAdmission:
         alive = job.id in self.engine.jobs and job.status not in (J.COMPLETED, J.FAILED, J.CANCELED, J.PAUSED)
         if alive and job.admission is A.ADMITTED:
             q.holding[job.id] = (job, held[1] if held else self._request(job))
-        elif alive and job.status is J.QUEUED and job.admission is not A.FINISHED and self.engine.dependencies_met(job):
+        elif (
+            alive
+            and job.status is J.QUEUED
+            and job.admission is not A.FINISHED
+            and self.engine.dependencies_met(job)
+        ):
             q.waiting[job.id] = job
         self._dirty.add(job.defn.queue)
 
@@ -91,7 +98,9 @@ class LocalAdmission:
 
     @staticmethod
     def _request(job: Job) -> Mapping[str, int]:
-        return math.job_request(job.defn.resources, parallelism=job.defn.parallelism, unfinished=max(1, _unfinished(job)))
+        return math.job_request(
+            job.defn.resources, parallelism=job.defn.parallelism, unfinished=max(1, _unfinished(job))
+        )
 
     def _decide(self, ws: WriteSet, q: _QueueState) -> None:
         engine = self.engine
@@ -104,7 +113,10 @@ class LocalAdmission:
         cands = [
             math.Candidate(job.id, job.defn.priority, job.seq, self._request(job), admitted=False)
             for job in q.waiting.values()
-        ] + [math.Candidate(job.id, job.defn.priority, job.seq, req, admitted=True) for job, req in q.holding.values()]
+        ] + [
+            math.Candidate(job.id, job.defn.priority, job.seq, req, admitted=True)
+            for job, req in q.holding.values()
+        ]
         plan = math.plan_queue(d, cands)
         for victim, reason in plan.evict:
             job, _ = q.holding.pop(victim)
@@ -150,7 +162,10 @@ class LocalAdmission:
         }
 
     def _save(self, ws: WriteSet, d: math.QueueDef) -> None:
-        ws.add(sql.UPSERT_QUEUE, (d.name, json.dumps(dict(d.quotas)), d.strategy.value, d.preemption.value, d.state.value))
+        ws.add(
+            sql.UPSERT_QUEUE,
+            (d.name, json.dumps(dict(d.quotas)), d.strategy.value, d.preemption.value, d.state.value),
+        )
         self.engine.emit(ws, EventType.QUEUE_CHANGED, queue=d.name, reason=d.state.value)
 
     def create(self, ws: WriteSet, d: math.QueueDef) -> None:
@@ -186,9 +201,15 @@ class LocalAdmission:
             raise NotFound("queue", name)
         if name == DEFAULT_QUEUE:
             raise FailedPrecondition("the default queue cannot be deleted")
-        live = [j.id for j in self.engine.jobs.values() if j.defn.queue == name and j.status not in (J.COMPLETED, J.FAILED, J.CANCELED)]
+        live = [
+            j.id
+            for j in self.engine.jobs.values()
+            if j.defn.queue == name and j.status not in (J.COMPLETED, J.FAILED, J.CANCELED)
+        ]
         if live:
-            raise FailedPrecondition(f"queue {name!r} still has {len(live)} unfinished job(s), e.g. {live[0]}")
+            raise FailedPrecondition(
+                f"queue {name!r} still has {len(live)} unfinished job(s), e.g. {live[0]}"
+            )
         del self._queues[name]
         ws.add(sql.DELETE_QUEUE, (name,))
         self.engine.emit(ws, EventType.QUEUE_CHANGED, queue=name, reason="deleted")

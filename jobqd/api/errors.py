@@ -56,7 +56,9 @@ def rpc(
             raise
         except Exception:
             log.exception("rpc failed", rpc=fn.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}; see the jobqd log")
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}; see the jobqd log"
+            )
         raise AssertionError("unreachable")  # context.abort always raises
 
     return wrapper
@@ -66,7 +68,9 @@ def stream_rpc(
     fn: Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]],
 ) -> Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]]:
     @functools.wraps(fn)
-    async def wrapper(self: Self, request: Req, context: grpc.aio.ServicerContext[Req, Resp]) -> AsyncIterator[Resp]:
+    async def wrapper(
+        self: Self, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> AsyncIterator[Resp]:
         try:
             async for item in fn(self, request, context):
                 yield item
@@ -76,7 +80,9 @@ def stream_rpc(
             raise
         except Exception:
             log.exception("streaming rpc failed", rpc=fn.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}; see the jobqd log")
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}; see the jobqd log"
+            )
 
     return wrapper
 

@@ -52,7 +52,9 @@ class EventSource(Protocol):
 class LogReader(Protocol):
     """Task attempt logs (jobqd.logs)."""
 
-    def tail(self, *, job: Job, pos: int, attempt: int, lines: int, follow: bool) -> AsyncIterator[tuple[int, list[str]]]: ...
+    def tail(
+        self, *, job: Job, pos: int, attempt: int, lines: int, follow: bool
+    ) -> AsyncIterator[tuple[int, list[str]]]: ...
 
 
 def _seconds(ts: Timestamp) -> float:
@@ -83,7 +85,9 @@ def _filter_is_empty(f: pb.JobFilter) -> bool:
 
 
 class JobServicer(js_grpc.JobServiceServicer):
-    def __init__(self, *, engine: Engine, history: History, events: EventSource, logs: LogReader | None) -> None:
+    def __init__(
+        self, *, engine: Engine, history: History, events: EventSource, logs: LogReader | None
+    ) -> None:
         self.engine = engine
         self.history = history
         self.events = events
@@ -128,12 +132,16 @@ class JobServicer(js_grpc.JobServiceServicer):
         await self._known_dependencies(items)
         results = await self.engine.submit(items)
         return js.SubmitJobsResponse(
-            results=[js.SubmitJobResponse(job=mapping.job_pb(job), created=created) for job, created in results]
+            results=[
+                js.SubmitJobResponse(job=mapping.job_pb(job), created=created) for job, created in results
+            ]
         )
 
     @rpc
     async def CreateJob(self, request: js.CreateJobRequest, context: Ctx) -> js.CreateJobResponse:
-        item = self._item(js.SubmitJobRequest(request_id=request.request_id, spec=request.spec), field="", draft=True)
+        item = self._item(
+            js.SubmitJobRequest(request_id=request.request_id, spec=request.spec), field="", draft=True
+        )
         await self._known_dependencies([item])
         [(job, _)] = await self.engine.submit([item])
         return js.CreateJobResponse(job=mapping.job_pb(job))
@@ -169,7 +177,9 @@ class JobServicer(js_grpc.JobServiceServicer):
     @rpc
     async def GetJob(self, request: js.GetJobRequest, context: Ctx) -> js.GetJobResponse:
         job, archived = await self._job_any(validation.check_job_id(request.job_id))
-        return js.GetJobResponse(job=mapping.job_pb(job, full=request.view == pb.JOB_VIEW_FULL, archived=archived))
+        return js.GetJobResponse(
+            job=mapping.job_pb(job, full=request.view == pb.JOB_VIEW_FULL, archived=archived)
+        )
 
     @rpc
     async def ListJobs(self, request: js.ListJobsRequest, context: Ctx) -> js.ListJobsResponse:
@@ -187,7 +197,9 @@ class JobServicer(js_grpc.JobServiceServicer):
             merged = sorted(live + [(j.seq, j, True) for j in old], key=lambda x: x[0])
         page = merged[:size]
         token = validation.encode_page_token(page[-1][0]) if len(merged) > size else ""
-        return js.ListJobsResponse(jobs=[mapping.job_pb(j, archived=a) for _, j, a in page], next_page_token=token)
+        return js.ListJobsResponse(
+            jobs=[mapping.job_pb(j, archived=a) for _, j, a in page], next_page_token=token
+        )
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -197,7 +209,9 @@ class JobServicer(js_grpc.JobServiceServicer):
         if request.job_ids and has_filter:
             raise InvalidArgument("filter", "give job_ids or filter, not both")
         if not request.job_ids and not has_filter:
-            raise InvalidArgument("job_ids", "give job ids or a non-empty filter (an empty filter would match every job)")
+            raise InvalidArgument(
+                "job_ids", "give job ids or a non-empty filter (an empty filter would match every job)"
+            )
         ids = [validation.check_job_id(j, f"job_ids[{i}]") for i, j in enumerate(request.job_ids)]
         flt = job_filter(request.filter) if has_filter else None
         result = await self.engine.act(action, job_ids=ids, flt=flt, reason=reason)
@@ -220,7 +234,9 @@ class JobServicer(js_grpc.JobServiceServicer):
         return await self._act(JobAction.RESUME, request)
 
     @rpc
-    async def SetJobPriority(self, request: js.SetJobPriorityRequest, context: Ctx) -> js.SetJobPriorityResponse:
+    async def SetJobPriority(
+        self, request: js.SetJobPriorityRequest, context: Ctx
+    ) -> js.SetJobPriorityResponse:
         job = await self.engine.set_priority(validation.check_job_id(request.job_id), request.priority)
         return js.SetJobPriorityResponse(job=mapping.job_pb(job))
 
@@ -305,13 +321,17 @@ class JobServicer(js_grpc.JobServiceServicer):
     @rpc
     async def CancelTasks(self, request: js.TaskActionRequest, context: Ctx) -> js.TaskActionResponse:
         job, positions = self._task_positions(request.task_ids)
-        tasks = await self.engine.cancel_tasks(job, positions, validation.check_reason(request.reason) or "canceled by user")
+        tasks = await self.engine.cancel_tasks(
+            job, positions, validation.check_reason(request.reason) or "canceled by user"
+        )
         return js.TaskActionResponse(tasks=[mapping.task_pb(job, t.pos) for t in tasks])
 
     # -- streams ---------------------------------------------------------------------------------
 
     @stream_rpc
-    async def TailTaskLog(self, request: js.TailTaskLogRequest, context: Ctx) -> AsyncIterator[js.TailTaskLogResponse]:
+    async def TailTaskLog(
+        self, request: js.TailTaskLogRequest, context: Ctx
+    ) -> AsyncIterator[js.TailTaskLogResponse]:
         job, pos = await self._task_ref_any(request.task_id, "task_id")
         if request.attempt < 0:
             raise InvalidArgument("attempt", "must be >= 0 (0 = latest)")
@@ -325,7 +345,9 @@ class JobServicer(js_grpc.JobServiceServicer):
             yield js.TailTaskLogResponse(attempt=attempt, lines=lines)
 
     @stream_rpc
-    async def WatchEvents(self, request: js.WatchEventsRequest, context: Ctx) -> AsyncIterator[js.WatchEventsResponse]:
+    async def WatchEvents(
+        self, request: js.WatchEventsRequest, context: Ctx
+    ) -> AsyncIterator[js.WatchEventsResponse]:
         if request.after_sequence < -1:
             raise InvalidArgument("after_sequence", "must be >= -1 (-1 = only new events)")
         for i, t in enumerate(request.types):

@@ -21,7 +21,9 @@ def _by_name(enum_prefix: str, values: type, proto_enum: object) -> dict[object,
 
 JOB_STATUS_TO_PB: dict[JobStatus, pb.JobStatus.ValueType] = _by_name("JOB_STATUS_", JobStatus, pb.JobStatus)  # type: ignore[assignment]
 JOB_STATUS_FROM_PB = {v: k for k, v in JOB_STATUS_TO_PB.items()}
-TASK_STATUS_TO_PB: dict[TaskStatus, pb.TaskStatus.ValueType] = _by_name("TASK_STATUS_", TaskStatus, pb.TaskStatus)  # type: ignore[assignment]
+TASK_STATUS_TO_PB: dict[TaskStatus, pb.TaskStatus.ValueType] = _by_name(
+    "TASK_STATUS_", TaskStatus, pb.TaskStatus
+)  # type: ignore[assignment]
 TASK_STATUS_FROM_PB = {v: k for k, v in TASK_STATUS_TO_PB.items()}
 ADMISSION_TO_PB: dict[AdmissionPhase, pb.AdmissionPhase.ValueType] = _by_name(
     "ADMISSION_PHASE_", AdmissionPhase, pb.AdmissionPhase
@@ -92,12 +94,16 @@ def spec_pb(d: JobDef, *, full: bool) -> pb.JobSpec:
             retry_on_exit_codes=list(p.retry_on_exit_codes),
             fail_fast_exit_codes=list(p.fail_fast_exit_codes),
         ),
-        depends_on=[pb.JobDependency(job_id=x.job_id, condition=_COND_TO_PB[x.condition]) for x in d.depends_on],
+        depends_on=[
+            pb.JobDependency(job_id=x.job_id, condition=_COND_TO_PB[x.condition]) for x in d.depends_on
+        ],
         priority_class=d.priority_class,
     )
     if d.array is not None:
         a = d.array
-        spec.array.CopyFrom(pb.ArraySpec(template=task_spec_pb(a.template), start=a.start, end=a.end, step=a.step))
+        spec.array.CopyFrom(
+            pb.ArraySpec(template=task_spec_pb(a.template), start=a.start, end=a.end, step=a.step)
+        )
     elif full and d.tasks:
         spec.tasks.extend(task_spec_pb(t) for t in d.tasks)
     return spec

@@ -59,8 +59,12 @@ class NodeAdminServicer(ns_grpc.NodeAdminServiceServicer):
         return ns.ResumeNodeResponse(node=await self.nodes.resume(_name(request.name)))
 
     @rpc
-    async def ClearBlocklist(self, request: ns.ClearBlocklistRequest, context: Ctx) -> ns.ClearBlocklistResponse:
+    async def ClearBlocklist(
+        self, request: ns.ClearBlocklistRequest, context: Ctx
+    ) -> ns.ClearBlocklistResponse:
         if request.job_id:
             check_job_id(request.job_id)
-        n = await self.engine.clear_blocklist(job_id=request.job_id, node=request.node, task_type=request.task_type)
+        n = await self.engine.clear_blocklist(
+            job_id=request.job_id, node=request.node, task_type=request.task_type
+        )
         return ns.ClearBlocklistResponse(cleared=n)

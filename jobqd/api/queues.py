@@ -54,7 +54,9 @@ def queue_def(q: pb.Queue) -> amath.QueueDef:
     quotas: dict[str, int] = {}
     for res, text in q.quotas.items():
         if problem := label_key_problem(res):
-            raise InvalidArgument(f"queue.quotas[{res[:60]!r}]", problem.replace("label key", "resource name"))
+            raise InvalidArgument(
+                f"queue.quotas[{res[:60]!r}]", problem.replace("label key", "resource name")
+            )
         try:
             quotas[res] = parse_milli(text)
         except ValueError as err:
@@ -93,7 +95,10 @@ class QueueServicer(qs_grpc.QueueServiceServicer):
     @rpc
     async def ListQueues(self, request: qs.ListQueuesRequest, context: Ctx) -> qs.ListQueuesResponse:
         return qs.ListQueuesResponse(
-            queues=[mapping.queue_pb(d, u, cluster_queue=str(u.get("cluster_queue", ""))) for d, u in self.book.queues()]
+            queues=[
+                mapping.queue_pb(d, u, cluster_queue=str(u.get("cluster_queue", "")))
+                for d, u in self.book.queues()
+            ]
         )
 
     @rpc

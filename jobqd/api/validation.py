@@ -135,7 +135,9 @@ def _require_str_list(params: Mapping[str, Any], key: str, field: str, *, requir
         raise InvalidArgument(f"{field}.{key}", "must not be empty (argv[0] is the program to run)")
 
 
-def _require_number(params: Mapping[str, Any], key: str, field: str, *, minimum: float, required: bool = False) -> None:
+def _require_number(
+    params: Mapping[str, Any], key: str, field: str, *, minimum: float, required: bool = False
+) -> None:
     v = params.get(key)
     if v is None:
         if required:
@@ -167,7 +169,9 @@ _KNOWN_PARAMS = {
 def _command(cmd: pb.Command, field: str) -> CommandDef:
     typ = cmd.type
     if not typ:
-        raise InvalidArgument(f"{field}.type", "is required (exec, shell, sleep, echo, noop or a plugin type)")
+        raise InvalidArgument(
+            f"{field}.type", "is required (exec, shell, sleep, echo, noop or a plugin type)"
+        )
     if not _TYPE_RE.match(typ):
         raise InvalidArgument(f"{field}.type", f"{typ[:80]!r} is not a command type name")
     params: dict[str, Any] = json_format.MessageToDict(cmd.params) if cmd.HasField("params") else {}
@@ -176,11 +180,16 @@ def _command(cmd: pb.Command, field: str) -> CommandDef:
     if known is not None:
         unknown = sorted(set(params) - known)
         if unknown:
-            raise InvalidArgument(f"{pfield}.{unknown[0]}", f"unknown parameter for {typ} (known: {', '.join(sorted(known)) or 'none'})")
+            raise InvalidArgument(
+                f"{pfield}.{unknown[0]}",
+                f"unknown parameter for {typ} (known: {', '.join(sorted(known)) or 'none'})",
+            )
     if typ == "exec":
         _require_str_list(params, "argv", pfield, required=True)
         env = params.get("env")
-        if env is not None and (not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values())):
+        if env is not None and (
+            not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values())
+        ):
             raise InvalidArgument(f"{pfield}.env", "must be a map of strings")
         _require_str(params, "cwd", pfield)
         _require_number(params, "timeout_s", pfield, minimum=0)
@@ -200,7 +209,9 @@ def task_def(t: pb.TaskSpec, field: str, *, default_name: str, template: bool = 
     if not t.commands:
         raise InvalidArgument(f"{field}.commands", "a task needs at least one command")
     if len(t.commands) > LIMITS.max_commands_per_task:
-        raise InvalidArgument(f"{field}.commands", f"at most {LIMITS.max_commands_per_task} commands per task")
+        raise InvalidArgument(
+            f"{field}.commands", f"at most {LIMITS.max_commands_per_task} commands per task"
+        )
     if len(t.name) > LIMITS.max_name_chars:
         raise InvalidArgument(f"{field}.name", f"at most {LIMITS.max_name_chars} characters")
     commands = tuple(_command(c, f"{field}.commands[{i}]") for i, c in enumerate(t.commands))
@@ -220,7 +231,10 @@ def task_def(t: pb.TaskSpec, field: str, *, default_name: str, template: bool = 
 
 def task_defs(tasks: Sequence[pb.TaskSpec], field: str, *, offset: int = 0) -> tuple[TaskDef, ...]:
     if len(tasks) > LIMITS.max_tasks_per_request:
-        raise InvalidArgument(field, f"at most {LIMITS.max_tasks_per_request} tasks per message; use AddTasks chunks or an array")
+        raise InvalidArgument(
+            field,
+            f"at most {LIMITS.max_tasks_per_request} tasks per message; use AddTasks chunks or an array",
+        )
     return tuple(task_def(t, f"{field}[{i}]", default_name=str(offset + i)) for i, t in enumerate(tasks))
 
 
@@ -260,7 +274,9 @@ def job_def(spec: pb.JobSpec, *, field: str = "spec", draft: bool = False) -> Jo
     if not name:
         raise InvalidArgument(f"{field}.name", "is required")
     if len(name) > LIMITS.max_name_chars:
-        raise InvalidArgument(f"{field}.name", f"at most {LIMITS.max_name_chars} characters (got {len(name)})")
+        raise InvalidArgument(
+            f"{field}.name", f"at most {LIMITS.max_name_chars} characters (got {len(name)})"
+        )
     if not name.isprintable():
         raise InvalidArgument(f"{field}.name", "must be printable text")
     queue = spec.queue or "default"
@@ -291,7 +307,9 @@ def job_def(spec: pb.JobSpec, *, field: str = "spec", draft: bool = False) -> Jo
             raise InvalidArgument(f"{field}.array.start", "must be >= 0")
         count = (a.end - a.start) // step + 1
         if count > LIMITS.max_tasks_per_job:
-            raise InvalidArgument(f"{field}.array", f"{count} tasks; at most {LIMITS.max_tasks_per_job} per job")
+            raise InvalidArgument(
+                f"{field}.array", f"{count} tasks; at most {LIMITS.max_tasks_per_job} per job"
+            )
         if not a.HasField("template"):
             raise InvalidArgument(f"{field}.array.template", "is required")
         tmpl = task_def(a.template, f"{field}.array.template", default_name="", template=True)
@@ -317,7 +335,9 @@ def job_def(spec: pb.JobSpec, *, field: str = "spec", draft: bool = False) -> Jo
         check_job_id(d.job_id, f"{field}.depends_on[{i}].job_id")
         cond = _CONDITIONS.get(d.condition)
         if cond is None:
-            raise InvalidArgument(f"{field}.depends_on[{i}].condition", "must be afterok, afterany or afternotok")
+            raise InvalidArgument(
+                f"{field}.depends_on[{i}].condition", "must be afterok, afterany or afternotok"
+            )
         deps.append(Dependency(d.job_id, cond))
     if spec.priority_class and (problem := queue_name_problem(spec.priority_class)):
         raise InvalidArgument(f"{field}.priority_class", problem.replace("queue name", "priority class name"))

@@ -71,7 +71,9 @@ def job_request(per_task: Mapping[str, int], *, parallelism: int, unfinished: in
     return {r: v * n for r, v in per_task.items()}
 
 
-def _shortfall(quotas: Mapping[str, int], usage: Mapping[str, int], request: Mapping[str, int]) -> tuple[str, int] | None:
+def _shortfall(
+    quotas: Mapping[str, int], usage: Mapping[str, int], request: Mapping[str, int]
+) -> tuple[str, int] | None:
     for res, amount in sorted(request.items()):
         quota = quotas.get(res)
         if quota is None or amount == 0:

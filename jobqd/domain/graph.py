@@ -8,13 +8,17 @@ from jobqd.domain.errors import InvalidArgument
 from jobqd.domain.model import TaskDef
 
 
-def resolve_dependencies(tasks: Sequence[TaskDef], *, field: str = "spec.tasks") -> tuple[tuple[int, ...], ...]:
+def resolve_dependencies(
+    tasks: Sequence[TaskDef], *, field: str = "spec.tasks"
+) -> tuple[tuple[int, ...], ...]:
     """For each task, the positions it depends on. Raises InvalidArgument for duplicate names,
     unknown names, self-dependencies and cycles (naming one task on the cycle)."""
     by_name: dict[str, int] = {}
     for i, t in enumerate(tasks):
         if t.name in by_name:
-            raise InvalidArgument(f"{field}[{i}].name", f"duplicate task name {t.name!r} (also tasks[{by_name[t.name]}])")
+            raise InvalidArgument(
+                f"{field}[{i}].name", f"duplicate task name {t.name!r} (also tasks[{by_name[t.name]}])"
+            )
         by_name[t.name] = i
     deps: list[tuple[int, ...]] = []
     for i, t in enumerate(tasks):
@@ -45,6 +49,7 @@ def resolve_dependencies(tasks: Sequence[TaskDef], *, field: str = "spec.tasks")
     if seen != len(tasks):
         stuck = next(i for i, n in enumerate(indegree) if n > 0)
         raise InvalidArgument(
-            f"{field}[{stuck}].depends_on", f"task dependencies form a cycle through task {tasks[stuck].name!r}"
+            f"{field}[{stuck}].depends_on",
+            f"task dependencies form a cycle through task {tasks[stuck].name!r}",
         )
     return tuple(deps)

@@ -35,5 +35,7 @@ def label_value_problem(value: str) -> str | None:
 def queue_name_problem(name: str) -> str | None:
     """Queue names are DNS labels (they are LocalQueue names in kueue mode)."""
     if not _DNS_LABEL.match(name):
-        return f"{name!r} is not a valid queue name (a DNS label: 1-63 of [a-z0-9-], alphanumeric at both ends)"
+        return (
+            f"{name!r} is not a valid queue name (a DNS label: 1-63 of [a-z0-9-], alphanumeric at both ends)"
+        )
     return None

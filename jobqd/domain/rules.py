@@ -44,7 +44,9 @@ def plan_job_action(*, job_id: str, status: JobStatus, action: JobAction, active
     allowed = _ACTION_FROM[action]
     if status not in allowed:
         names = ", ".join(s.value for s in allowed)
-        raise InvalidTransition(kind="job", ident=job_id, current=status.value, action=action.value, allowed_from=names)
+        raise InvalidTransition(
+            kind="job", ident=job_id, current=status.value, action=action.value, allowed_from=names
+        )
     if action is JobAction.CANCEL:
         return J.CANCEL_REQUESTED if active_tasks else J.CANCELED
     if action is JobAction.PAUSE:
@@ -65,7 +67,9 @@ def fail_threshold(total: int, fail_fraction: float) -> int:
     return max(1, math.ceil(fail_fraction * total - 1e-9))
 
 
-def job_outcome(*, status: JobStatus, counts: Mapping[TaskStatus, int], total: int, policy: FailurePolicy) -> JobStatus | None:
+def job_outcome(
+    *, status: JobStatus, counts: Mapping[TaskStatus, int], total: int, policy: FailurePolicy
+) -> JobStatus | None:
     """The terminal status a running job has reached, or None while it can still progress.
 
     * completed when every task completed;
@@ -131,7 +135,9 @@ def decide_failure(
     return FailureDecision(T.SOFT_FAILED, nodes, f"failed on {node} ({message}); will retry on another node")
 
 
-def decide_interruption(*, interruptions: int, max_interruptions: int, reason: str) -> tuple[TaskStatus, int, str]:
+def decide_interruption(
+    *, interruptions: int, max_interruptions: int, reason: str
+) -> tuple[TaskStatus, int, str]:
     """An active task was interrupted (eviction, node lost, drain --stop): not a failure, but a task
     lost `max_interruptions` times fails."""
     n = interruptions + 1

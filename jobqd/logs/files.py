@@ -31,7 +31,9 @@ class LogStore:
     def __init__(self, root: Path, *, max_bytes: int = 64 * 1024 * 1024, max_open: int = 256) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        self._open: collections.OrderedDict[tuple[str, int, int], tuple[IO[bytes], int]] = collections.OrderedDict()
+        self._open: collections.OrderedDict[tuple[str, int, int], tuple[IO[bytes], int]] = (
+            collections.OrderedDict()
+        )
         self._max_open = max_open
         self._follows: dict[tuple[str, int, int], list[_Follow]] = {}
         root.mkdir(parents=True, exist_ok=True)
@@ -87,12 +89,16 @@ class LogStore:
             fh.close()
         self._open.clear()
 
-    async def tail(self, *, job: Job, pos: int, attempt: int, lines: int, follow: bool) -> AsyncIterator[tuple[int, list[str]]]:
+    async def tail(
+        self, *, job: Job, pos: int, attempt: int, lines: int, follow: bool
+    ) -> AsyncIterator[tuple[int, list[str]]]:
         task = job.peek(pos)
         latest = task.attempt if task is not None else 0
         attempt = attempt or latest
         if attempt == 0 or attempt > latest:
-            raise NotFound("log", f"{job.task_id(pos)} attempt {attempt or 'latest'} (the task has not run yet)")
+            raise NotFound(
+                "log", f"{job.task_id(pos)} attempt {attempt or 'latest'} (the task has not run yet)"
+            )
         p = self.path(job.id, pos, attempt)
         key = (job.id, pos, attempt)
         f = _Follow()
@@ -158,5 +164,3 @@ def _read_from(p: Path, offset: int) -> tuple[int, list[str]]:
     if cut == 0:
         return offset, []
     return offset + cut, data[:cut].decode("utf-8", "replace").split("\n")[:-1]
-
-

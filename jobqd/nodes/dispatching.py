@@ -80,7 +80,9 @@ class Dispatch:
         nodes = [
             n
             for n in self.registry.nodes.values()
-            if n.connected and n.state == ONLINE and n.allocated.get("slots", 0) + SLOT <= n.capacity.get("slots", 0)
+            if n.connected
+            and n.state == ONLINE
+            and n.allocated.get("slots", 0) + SLOT <= n.capacity.get("slots", 0)
         ]
         if nodes:
             # rotate so equal nodes share the work
@@ -131,7 +133,9 @@ class Dispatch:
 
     # -- one task ---------------------------------------------------------------------------------
 
-    def _assign_one(self, ws: WriteSet, job: Job, nodes: list[Node], sends: list[tuple[Node, ns.ServerMessage]]) -> bool:
+    def _assign_one(
+        self, ws: WriteSet, job: Job, nodes: list[Node], sends: list[tuple[Node, ns.ServerMessage]]
+    ) -> bool:
         """Place the job's next runnable task; True if one was placed (the job may take another turn)."""
         if not self._has_work(job):
             return False
@@ -194,7 +198,9 @@ class Dispatch:
             return n
         return None
 
-    def _start(self, ws: WriteSet, job: Job, task: Task, node: Node, sends: list[tuple[Node, ns.ServerMessage]]) -> None:
+    def _start(
+        self, ws: WriteSet, job: Job, task: Task, node: Node, sends: list[tuple[Node, ns.ServerMessage]]
+    ) -> None:
         task.attempt += 1
         task.node = node.name
         task.start_ts = self.engine.clock.now()
@@ -203,7 +209,7 @@ class Dispatch:
         task.exit_code = None
         task.message = ""
         job.running += 1
-        self.engine._set_task(ws, job, task, T.ACTIVE, action="dispatch")  # noqa: SLF001
+        self.engine._set_task(ws, job, task, T.ACTIVE, action="dispatch")
         self.engine.settle(ws, job)
         lease = self.registry.lease(node, job, task)
         d = job.defn.task_def(task.pos)

@@ -218,7 +218,16 @@ class NodeRegistry:
                 node.reserve(lease)
                 if task_id not in self.where:
                     self.where[task_id] = node.name
-                node.send(ns.ServerMessage(abort=ns.Abort(task_id=task_id, attempt=attempt, reason="stale attempt", grace_ms=self._grace_ms())))
+                node.send(
+                    ns.ServerMessage(
+                        abort=ns.Abort(
+                            task_id=task_id,
+                            attempt=attempt,
+                            reason="stale attempt",
+                            grace_ms=self._grace_ms(),
+                        )
+                    )
+                )
         # tasks we believed active on this node that it no longer runs were lost with it
         for task_id, lease in previous.items():
             if task_id in reported or lease.aborting:
@@ -256,13 +265,21 @@ class NodeRegistry:
             log.warning("second hello on one stream ignored", node=node.name)
 
     def _stale(self, node: Node, task_id: str, attempt: int) -> None:
-        node.send(ns.ServerMessage(abort=ns.Abort(task_id=task_id, attempt=attempt, reason="stale attempt", grace_ms=self._grace_ms())))
+        node.send(
+            ns.ServerMessage(
+                abort=ns.Abort(
+                    task_id=task_id, attempt=attempt, reason="stale attempt", grace_ms=self._grace_ms()
+                )
+            )
+        )
 
     def on_log(self, node: Node, chunk: ns.LogChunk) -> None:
         lease = node.running.get(chunk.task_id)
         if lease is None or lease.attempt != chunk.attempt or lease.pos < 0:
             return  # not an attempt we run here: drop, the update path tells the node to stop
-        self.logs.append(lease.job_id, lease.pos, lease.attempt, [line[:65536] for line in chunk.lines[:10000]])
+        self.logs.append(
+            lease.job_id, lease.pos, lease.attempt, [line[:65536] for line in chunk.lines[:10000]]
+        )
 
     def on_update(self, node: Node, up: ns.TaskUpdate) -> None:
         lease = node.running.get(up.task_id)
@@ -310,14 +327,16 @@ class NodeRegistry:
                 task.message = up.message[:1024] or "canceled"
                 self._ended(ws, job, task, T.CANCELED)
             else:
-                self.engine.interrupt_task(ws, job, task, f"aborted on node {node.name}: {up.message}", abort=False)
+                self.engine.interrupt_task(
+                    ws, job, task, f"aborted on node {node.name}: {up.message}", abort=False
+                )
                 self.engine.settle(ws, job)
         self.engine.commit_background(ws)
 
     def _ended(self, ws: WriteSet, job: Job, task: Task, status: TaskStatus) -> None:
         task.finish_ts = self.engine.clock.now()
         job.running = max(0, job.running - 1)
-        self.engine._set_task(ws, job, task, status, action="finish")  # noqa: SLF001
+        self.engine._set_task(ws, job, task, status, action="finish")
         self.engine.settle(ws, job)
 
     def _failed(self, ws: WriteSet, job: Job, task: Task, node: Node, up: ns.TaskUpdate) -> None:
@@ -362,7 +381,9 @@ class NodeRegistry:
             if rules.blocklisted(self.engine.blocklist.get((job.id, ttype, n.name), 0), threshold):
                 continue
             return ""
-        return f"no eligible node left (failed on {', '.join(task.failed_by)}; others blocklisted or excluded)"
+        return (
+            f"no eligible node left (failed on {', '.join(task.failed_by)}; others blocklisted or excluded)"
+        )
 
     def _lost(self, ws: WriteSet, job: Job, task: Task, reason: str) -> None:
         if job.status is J.CANCEL_REQUESTED:
@@ -371,6 +392,11 @@ class NodeRegistry:
             return
         self.engine.interrupt_task(ws, job, task, reason, abort=False)
         self.engine.settle(ws, job)
+
+    def running_of(self, job_id: str) -> int:
+        """Attempts of `job_id` still running on some node (including ones being aborted)."""
+        prefix = job_id + "."
+        return sum(1 for task_id in self.where if task_id.startswith(prefix))
 
     # -- leases from the dispatcher -----------------------------------------------------------
 
@@ -390,7 +416,13 @@ class NodeRegistry:
         if lease is None or lease.attempt != task.attempt:
             return
         lease.aborting = True
-        node.send(ns.ServerMessage(abort=ns.Abort(task_id=task_id, attempt=task.attempt, reason=reason[:1024], grace_ms=self._grace_ms())))
+        node.send(
+            ns.ServerMessage(
+                abort=ns.Abort(
+                    task_id=task_id, attempt=task.attempt, reason=reason[:1024], grace_ms=self._grace_ms()
+                )
+            )
+        )
 
     # -- leases after a jobqd restart, timeouts ---------------------------------------------------
 
@@ -409,7 +441,9 @@ class NodeRegistry:
                         name=task.node, state=ONLINE, last_seen=now, last_seen_wall=time.time()
                     )
                 task_id = job.task_id(task.pos)
-                node.running[task_id] = Lease(job.id, task.pos, task.attempt, task_id, dict(job.defn.resources))
+                node.running[task_id] = Lease(
+                    job.id, task.pos, task.attempt, task_id, dict(job.defn.resources)
+                )
                 self.where[task_id] = node.name
                 job.running += 1
 
@@ -435,7 +469,9 @@ class NodeRegistry:
                     continue
                 job, task = found
                 if task.status is T.ACTIVE and task.attempt == lease.attempt and task.node == node.name:
-                    self._lost(ws, job, task, f"node {node.name} lost (silent for {self.settings.node_timeout_s:g}s)")
+                    self._lost(
+                        ws, job, task, f"node {node.name} lost (silent for {self.settings.node_timeout_s:g}s)"
+                    )
             self._emit_node(ws, node, "offline")
             log.warning("node offline", node=node.name, interrupted=len(leases))
         if ws:
@@ -465,7 +501,10 @@ class NodeRegistry:
             task_types=sorted(n.command_types),
             state=_STATE_PB[n.state],
             version=n.version,
-            running=[pb.RunningAttempt(task_id=lease.task_id, attempt=lease.attempt) for lease in n.running.values()],
+            running=[
+                pb.RunningAttempt(task_id=lease.task_id, attempt=lease.attempt)
+                for lease in n.running.values()
+            ],
             allocated={k: format_milli(v) for k, v in n.allocated.items() if v},
         )
         ts = timestamp(n.last_seen_wall)

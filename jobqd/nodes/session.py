@@ -33,7 +33,9 @@ class NodeServicer(ns_grpc.NodeServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send Hello first (none within 10 s)")
             return
         if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message on a node stream must be Hello")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message on a node stream must be Hello"
+            )
             return
         outbox: asyncio.Queue[ns.ServerMessage | None] = asyncio.Queue()
         try:

@@ -28,7 +28,9 @@ def _task_to(t: TaskDef) -> list[Any]:
 
 def _task_from(v: list[Any]) -> TaskDef:
     name, typ, cmds, deps = v
-    return TaskDef(name=name, type=typ, commands=tuple(CommandDef(c[0], c[1]) for c in cmds), depends_on=tuple(deps))
+    return TaskDef(
+        name=name, type=typ, commands=tuple(CommandDef(c[0], c[1]) for c in cmds), depends_on=tuple(deps)
+    )
 
 
 def dump_defn(d: JobDef) -> str:

@@ -25,7 +25,11 @@ async def load_queues(conn: aiosqlite.Connection) -> dict[str, math.QueueDef]:
     async with conn.execute("SELECT name, quotas, strategy, preemption, state FROM queues") as cur:
         async for name, quotas, strategy, preemption, state in cur:
             out[name] = math.QueueDef(
-                name, json.loads(quotas), math.Strategy(strategy), math.Preemption(preemption), math.QueueState(state)
+                name,
+                json.loads(quotas),
+                math.Strategy(strategy),
+                math.Preemption(preemption),
+                math.QueueState(state),
             )
     return out
 
@@ -80,7 +84,9 @@ def attach_tasks(job: Job, rows: list[tuple[object, ...]]) -> None:
             t.waiting_on = frozenset(p for p in parents if job.status_of(p) is not TaskStatus.COMPLETED)
         job.cursor = job.total
     job.ready = [
-        t.pos for t in job.tasks.values() if t.status in (TaskStatus.QUEUED, TaskStatus.SOFT_FAILED) and not t.waiting_on
+        t.pos
+        for t in job.tasks.values()
+        if t.status in (TaskStatus.QUEUED, TaskStatus.SOFT_FAILED) and not t.waiting_on
     ]
     heapq.heapify(job.ready)
 
@@ -110,6 +116,8 @@ async def load_engine(conn: aiosqlite.Connection, engine: Engine) -> None:
     async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events") as cur:
         row = await cur.fetchone()
         engine.next_event_seq = int(row[0]) + 1 if row else 1
-    async with conn.execute("SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM jobs UNION ALL SELECT MAX(seq) FROM archive_jobs)") as cur:
+    async with conn.execute(
+        "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM jobs UNION ALL SELECT MAX(seq) FROM archive_jobs)"
+    ) as cur:
         row = await cur.fetchone()
         engine.next_job_seq = int(row[0] or 0) + 1 if row else 1

@@ -34,7 +34,9 @@ def node_factory(tmp_path: Path) -> Iterator[Callable[..., NodeProc]]:
     nodes: list[NodeProc] = []
 
     def make(server: str, name: str, *extra: str, slots: int = 2) -> NodeProc:
-        n = NodeProc(name=name, server=server, work_dir=tmp_path / f"work-{name}", slots=slots, extra=extra).start()
+        n = NodeProc(
+            name=name, server=server, work_dir=tmp_path / f"work-{name}", slots=slots, extra=extra
+        ).start()
         nodes.append(n)
         return n
 

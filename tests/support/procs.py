@@ -62,7 +62,16 @@ class Jobqd:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(BIN / "jobqd"), "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), "--log-format", "json", *self.extra],
+            [
+                str(BIN / "jobqd"),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--data-dir",
+                str(self.data_dir),
+                "--log-format",
+                "json",
+                *self.extra,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONWARNINGS": "default"},
@@ -147,11 +156,16 @@ class NodeProc:
         self.proc = subprocess.Popen(
             [
                 str(BIN / "jobq-node"),
-                "--server", self.server,
-                "--name", self.name,
-                "--slots", str(self.slots),
-                "--work-dir", str(self.work_dir),
-                "--grace-period", "2",
+                "--server",
+                self.server,
+                "--name",
+                self.name,
+                "--slots",
+                str(self.slots),
+                "--work-dir",
+                str(self.work_dir),
+                "--grace-period",
+                "2",
                 *self.extra,
             ],  # fmt: skip
             stdout=log,

@@ -71,7 +71,9 @@ def test_by_ids_is_all_or_nothing_and_by_filter_skips(jobqd: Jobqd) -> None:
 
 def test_priority_and_delete(jobqd: Jobqd) -> None:
     j = submit(jobqd)
-    assert jobqd.jobs.SetJobPriority(js.SetJobPriorityRequest(job_id=j.id, priority=50)).job.spec.priority == 50
+    assert (
+        jobqd.jobs.SetJobPriority(js.SetJobPriorityRequest(job_id=j.id, priority=50)).job.spec.priority == 50
+    )
     with pytest.raises(grpc.RpcError) as err:
         jobqd.jobs.DeleteJob(js.DeleteJobRequest(job_id=j.id))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "queued" in err.value.details()
@@ -89,7 +91,13 @@ def test_job_dependencies(jobqd: Jobqd) -> None:
     assert waiting.status == pb.JOB_STATUS_QUEUED
     assert waiting.admission == pb.ADMISSION_PHASE_SUBMITTED
     assert f"waiting for job {first.id}" in waiting.status_reason
-    anyway = submit(jobqd, three_task_spec(name="any", depends_on=[pb.JobDependency(job_id=first.id, condition=pb.DEPENDENCY_CONDITION_AFTERANY)]))
+    anyway = submit(
+        jobqd,
+        three_task_spec(
+            name="any",
+            depends_on=[pb.JobDependency(job_id=first.id, condition=pb.DEPENDENCY_CONDITION_AFTERANY)],
+        ),
+    )
     jobqd.jobs.CancelJobs(js.JobActionRequest(job_ids=[first.id]))
     failed = jobqd.jobs.GetJob(js.GetJobRequest(job_id=waiting.id)).job
     assert failed.status == pb.JOB_STATUS_FAILED

@@ -81,7 +81,11 @@ def test_watch_events_continue_with_the_next_sequence_after_restart(jobqd: Jobqd
         ready.set()
         for resp in stream:
             got.append(resp.event)
-            if sum(e.type == pb.EVENT_TYPE_JOB_SUBMITTED for e in got) == 3 and got[-1].type == pb.EVENT_TYPE_JOB_ADMISSION_CHANGED and got[-1].admission == pb.ADMISSION_PHASE_ADMITTED:
+            if (
+                sum(e.type == pb.EVENT_TYPE_JOB_SUBMITTED for e in got) == 3
+                and got[-1].type == pb.EVENT_TYPE_JOB_ADMISSION_CHANGED
+                and got[-1].admission == pb.ADMISSION_PHASE_ADMITTED
+            ):
                 stream.cancel()
                 return
 
@@ -93,7 +97,9 @@ def test_watch_events_continue_with_the_next_sequence_after_restart(jobqd: Jobqd
     t.join(20)
     assert [e.sequence for e in got] == list(range(n + 1, n + 1 + len(got)))
     assert got[0].type == pb.EVENT_TYPE_JOB_SUBMITTED
-    assert [e.job_id for e in got if e.type == pb.EVENT_TYPE_JOB_SUBMITTED] == [e.job_id for e in got if e.type == pb.EVENT_TYPE_JOB_SUBMITTED][:3]
+    assert [e.job_id for e in got if e.type == pb.EVENT_TYPE_JOB_SUBMITTED] == [
+        e.job_id for e in got if e.type == pb.EVENT_TYPE_JOB_SUBMITTED
+    ][:3]
 
 
 def test_watch_replay_then_live_has_no_gap_or_duplicate(jobqd: Jobqd) -> None:

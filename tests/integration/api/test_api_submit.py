@@ -64,7 +64,9 @@ def test_request_id_retry_returns_the_same_job(jobqd: Jobqd) -> None:
 
 def test_batch_submit_is_all_or_nothing(jobqd: Jobqd) -> None:
     good = js.SubmitJobRequest(spec=three_task_spec())
-    bad = js.SubmitJobRequest(spec=pb.JobSpec(name="bad", parallelism=-1, tasks=[pb.TaskSpec(commands=[exec_cmd("x")])]))
+    bad = js.SubmitJobRequest(
+        spec=pb.JobSpec(name="bad", parallelism=-1, tasks=[pb.TaskSpec(commands=[exec_cmd("x")])])
+    )
     with pytest.raises(grpc.RpcError) as err:
         jobqd.jobs.SubmitJobs(js.SubmitJobsRequest(jobs=[good, bad]))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -82,7 +84,9 @@ def test_draft_built_in_chunks_then_committed(jobqd: Jobqd) -> None:
         r = jobqd.jobs.AddTasks(js.AddTasksRequest(job_id=draft.id, offset=k * 1000, tasks=chunk))
         assert r.total_tasks == (k + 1) * 1000
     # a retried chunk is accepted without change; a gap is refused
-    assert jobqd.jobs.AddTasks(js.AddTasksRequest(job_id=draft.id, offset=1000, tasks=chunk)).total_tasks == 3000
+    assert (
+        jobqd.jobs.AddTasks(js.AddTasksRequest(job_id=draft.id, offset=1000, tasks=chunk)).total_tasks == 3000
+    )
     with pytest.raises(grpc.RpcError) as err:
         jobqd.jobs.AddTasks(js.AddTasksRequest(job_id=draft.id, offset=5000, tasks=chunk))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -96,7 +100,9 @@ def test_draft_built_in_chunks_then_committed(jobqd: Jobqd) -> None:
 
 def test_list_pagination_and_filters(jobqd: Jobqd) -> None:
     ids = [
-        jobqd.jobs.SubmitJob(js.SubmitJobRequest(spec=three_task_spec(name=f"job-{i}", labels={"team": "a" if i % 2 else "b"}))).job.id
+        jobqd.jobs.SubmitJob(
+            js.SubmitJobRequest(spec=three_task_spec(name=f"job-{i}", labels={"team": "a" if i % 2 else "b"}))
+        ).job.id
         for i in range(7)
     ]
     seen: list[str] = []

@@ -37,19 +37,27 @@ def get(d: Jobqd, job_id: str) -> pb.Job:
 
 def wait_status(d: Jobqd, job_id: str, *statuses: int, timeout: float = 60) -> pb.Job:
     return eventually(
-        lambda: (j := get(d, job_id)).status in statuses and j, timeout=timeout, what=f"job {job_id} in {statuses}"
+        lambda: (j := get(d, job_id)).status in statuses and j,
+        timeout=timeout,
+        what=f"job {job_id} in {statuses}",
     )
 
 
 def online(d: Jobqd, n: int) -> None:
     eventually(
-        lambda: sum(x.state == pb.NODE_STATE_ONLINE for x in d.nodes.ListNodes(ns.ListNodesRequest()).nodes) >= n,
+        lambda: (
+            sum(x.state == pb.NODE_STATE_ONLINE for x in d.nodes.ListNodes(ns.ListNodesRequest()).nodes) >= n
+        ),
         what=f"{n} nodes online",
     )
 
 
 def log_lines(d: Jobqd, task_id: str) -> list[str]:
-    return [line for r in d.jobs.TailTaskLog(js.TailTaskLogRequest(task_id=task_id, lines=1000), timeout=10) for line in r.lines]
+    return [
+        line
+        for r in d.jobs.TailTaskLog(js.TailTaskLogRequest(task_id=task_id, lines=1000), timeout=10)
+        for line in r.lines
+    ]
 
 
 def test_array_of_50_exec_tasks_completes_with_each_output_in_its_log(
@@ -60,7 +68,12 @@ def test_array_of_50_exec_tasks_completes_with_each_output_in_its_log(
     online(jobqd, 2)
     job = submit(
         jobqd,
-        pb.JobSpec(name="fifty", array=pb.ArraySpec(template=pb.TaskSpec(commands=[cmd("exec", argv=["echo", "task {index}"])]), start=0, end=49)),
+        pb.JobSpec(
+            name="fifty",
+            array=pb.ArraySpec(
+                template=pb.TaskSpec(commands=[cmd("exec", argv=["echo", "task {index}"])]), start=0, end=49
+            ),
+        ),
     )
     done = wait_status(jobqd, job.id, *TERMINAL)
     assert done.status == pb.JOB_STATUS_COMPLETED and done.task_counts.completed == 50
@@ -95,7 +108,9 @@ def test_failing_task_soft_fails_across_distinct_nodes_then_fails_the_job(
     assert "3 distinct nodes" in task.message
 
 
-def test_no_eligible_node_left_fails_instead_of_hanging(jobqd: Jobqd, node_factory: Callable[..., NodeProc]) -> None:
+def test_no_eligible_node_left_fails_instead_of_hanging(
+    jobqd: Jobqd, node_factory: Callable[..., NodeProc]
+) -> None:
     node_factory(jobqd.address, "only", slots=1)
     online(jobqd, 1)
     job = submit(jobqd, pb.JobSpec(name="bad", tasks=[pb.TaskSpec(commands=[sh("exit 3")])]))
@@ -111,7 +126,11 @@ def test_fail_fast_exit_code_fails_at_once(jobqd: Jobqd, node_factory: Callable[
     online(jobqd, 2)
     job = submit(
         jobqd,
-        pb.JobSpec(name="usage", tasks=[pb.TaskSpec(commands=[sh("exit 2")])], failure_policy=pb.FailurePolicy(fail_fast_exit_codes=[2])),
+        pb.JobSpec(
+            name="usage",
+            tasks=[pb.TaskSpec(commands=[sh("exit 2")])],
+            failure_policy=pb.FailurePolicy(fail_fast_exit_codes=[2]),
+        ),
     )
     assert wait_status(jobqd, job.id, *TERMINAL).status == pb.JOB_STATUS_FAILED
     task = jobqd.jobs.GetTask(js.GetTaskRequest(task_id=f"{job.id}.0")).task
@@ -144,7 +163,12 @@ def test_daemon_killed_while_tasks_run_readopts_them_and_nothing_runs_twice(
     node_factory(jobqd.address, "n2", slots=4)
     online(jobqd, 2)
     script = f"echo $JOBQ_ATTEMPT >> {marks}/$JOBQ_TASK_ID; sleep 3; echo done"
-    job = submit(jobqd, pb.JobSpec(name="survive", array=pb.ArraySpec(template=pb.TaskSpec(commands=[sh(script)]), start=0, end=7)))
+    job = submit(
+        jobqd,
+        pb.JobSpec(
+            name="survive", array=pb.ArraySpec(template=pb.TaskSpec(commands=[sh(script)]), start=0, end=7)
+        ),
+    )
     eventually(lambda: len(list(marks.iterdir())) == 8, what="all 8 started on their nodes")
     jobqd.kill()
     time.sleep(0.5)
@@ -157,16 +181,28 @@ def test_daemon_killed_while_tasks_run_readopts_them_and_nothing_runs_twice(
         assert log_lines(jobqd, t.id)[-1] == "done"
 
 
-def test_cancel_kills_the_running_processes(jobqd: Jobqd, node_factory: Callable[..., NodeProc], tmp_path: Path) -> None:
+def test_cancel_kills_the_running_processes(
+    jobqd: Jobqd, node_factory: Callable[..., NodeProc], tmp_path: Path
+) -> None:
     pids = tmp_path / "pids"
     pids.mkdir()
     node_factory(jobqd.address, "n1", slots=3)
     online(jobqd, 1)
     job = submit(
         jobqd,
-        pb.JobSpec(name="cancel-me", array=pb.ArraySpec(template=pb.TaskSpec(commands=[sh(f"echo $$ > {pids}/{{index}}; exec sleep 60")]), start=0, end=2)),
+        pb.JobSpec(
+            name="cancel-me",
+            array=pb.ArraySpec(
+                template=pb.TaskSpec(commands=[sh(f"echo $$ > {pids}/{{index}}; exec sleep 60")]),
+                start=0,
+                end=2,
+            ),
+        ),
     )
-    eventually(lambda: len(list(pids.iterdir())) == 3 and all(p.read_text().strip() for p in pids.iterdir()), what="3 pids")
+    eventually(
+        lambda: len(list(pids.iterdir())) == 3 and all(p.read_text().strip() for p in pids.iterdir()),
+        what="3 pids",
+    )
     running = [int(p.read_text()) for p in pids.iterdir()]
     jobqd.jobs.CancelJobs(js.JobActionRequest(job_ids=[job.id]))
     done = wait_status(jobqd, job.id, pb.JOB_STATUS_CANCELED, timeout=30)
@@ -184,10 +220,18 @@ def test_cancel_kills_the_running_processes(jobqd: Jobqd, node_factory: Callable
     eventually(gone, timeout=15, what="task processes gone")
 
 
-def test_pause_lets_active_tasks_finish_and_resume_continues(jobqd: Jobqd, node_factory: Callable[..., NodeProc]) -> None:
+def test_pause_lets_active_tasks_finish_and_resume_continues(
+    jobqd: Jobqd, node_factory: Callable[..., NodeProc]
+) -> None:
     node_factory(jobqd.address, "n1", slots=2)
     online(jobqd, 1)
-    job = submit(jobqd, pb.JobSpec(name="pausable", array=pb.ArraySpec(template=pb.TaskSpec(commands=[sh("sleep 1")]), start=0, end=5)))
+    job = submit(
+        jobqd,
+        pb.JobSpec(
+            name="pausable",
+            array=pb.ArraySpec(template=pb.TaskSpec(commands=[sh("sleep 1")]), start=0, end=5),
+        ),
+    )
     eventually(lambda: get(jobqd, job.id).task_counts.active == 2, what="2 active")
     p = jobqd.jobs.PauseJobs(js.JobActionRequest(job_ids=[job.id])).jobs[0]
     assert p.status == pb.JOB_STATUS_PAUSE_REQUESTED
@@ -199,10 +243,19 @@ def test_pause_lets_active_tasks_finish_and_resume_continues(jobqd: Jobqd, node_
     assert wait_status(jobqd, job.id, *TERMINAL).status == pb.JOB_STATUS_COMPLETED
 
 
-def test_allowlist_refuses_other_programs_with_a_clear_message(jobqd: Jobqd, node_factory: Callable[..., NodeProc]) -> None:
-    node_factory(jobqd.address, "strict", "--allow-command", "/bin/echo", "--allow-command", "/usr/bin/echo", slots=1)
+def test_allowlist_refuses_other_programs_with_a_clear_message(
+    jobqd: Jobqd, node_factory: Callable[..., NodeProc]
+) -> None:
+    node_factory(
+        jobqd.address, "strict", "--allow-command", "/bin/echo", "--allow-command", "/usr/bin/echo", slots=1
+    )
     online(jobqd, 1)
-    job = submit(jobqd, pb.JobSpec(name="rm", tasks=[pb.TaskSpec(commands=[cmd("exec", argv=["/bin/rm", "-rf", "/nonexistent"])])]))
+    job = submit(
+        jobqd,
+        pb.JobSpec(
+            name="rm", tasks=[pb.TaskSpec(commands=[cmd("exec", argv=["/bin/rm", "-rf", "/nonexistent"])])]
+        ),
+    )
     done = wait_status(jobqd, job.id, *TERMINAL)
     assert done.status == pb.JOB_STATUS_FAILED
     task = jobqd.jobs.GetTask(js.GetTaskRequest(task_id=f"{job.id}.0")).task
