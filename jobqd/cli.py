@@ -59,7 +59,7 @@ from jobqd.log_config import configure_logging
     help="TOML settings file (env JOBQD_CONFIG).",
 )
 @click.pass_context
-def main(ctx: click.Context, config_file: str | None, **flags: object) -> None:
+def main(ctx: click.Context, /, config_file: str | None, **flags: object) -> None:
     """jobqd — the jobq daemon: job and task state, admission, dispatch to nodes, the gRPC API.
 
     Settings come from flags, then JOBQD_<FLAG> environment variables, then the TOML file.

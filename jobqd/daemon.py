@@ -112,11 +112,16 @@ class Daemon:
         self._conn = await open_db(self.data_dir, synchronous=s.store.synchronous)
         self.hub = EventHub()
         self.writer = Writer(self._conn, on_commit=self.hub.publish)
-        self.kueue = None
+        self.kueue: Any = None
+        self.registry: NodeRegistry
         if s.admission.mode == "kueue":
-            from jobqd.admission.kueue.backend import KueueAdmission
+            from jobqd.admission.kueue.backend import KueueAdmission  # type: ignore[import-not-found,unused-ignore]
 
-            self.kueue = KueueAdmission(s.admission, running_attempts=lambda job_id: self.registry.running_of(job_id))
+            # the registry is built below; the lambda defers the lookup until the backend runs
+            self.kueue = KueueAdmission(
+                s.admission,
+                running_attempts=lambda job_id: self.registry.running_of(job_id),  # noqa: PLW0108
+            )
             self.admission: Any = self.kueue
         else:
             self.admission = LocalAdmission(await load_queues(self._conn))
@@ -236,8 +241,9 @@ class Daemon:
         if self._server is not None:
             await self._server.stop(self.settings.server.grace_s)
         await self._supervisor.stop("dispatch", "node-reaper", "archiver", "maintenance", "watchdog")
-        if getattr(self, "kueue", None) is not None:
-            await self.kueue.stop()
+        kueue = getattr(self, "kueue", None)
+        if kueue is not None:
+            await kueue.stop()
         if hasattr(self, "hub"):
             self.hub.close()
         if hasattr(self, "writer"):

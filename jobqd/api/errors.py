@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 import structlog
@@ -32,7 +32,7 @@ CODES: dict[type[e.JobqError], grpc.StatusCode] = {
 
 def status_for(err: e.JobqError) -> grpc.StatusCode:
     for cls in type(err).__mro__:
-        code = CODES.get(cls)  # type: ignore[call-overload]
+        code = CODES.get(cls)
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL
@@ -86,5 +86,3 @@ def stream_rpc(
 
     return wrapper
 
-
-Any_ = Any

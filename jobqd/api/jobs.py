@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -21,7 +21,7 @@ from jobqd.domain.rules import JobAction
 from jobqd.domain.states import JobStatus
 from jobqd.engine import Engine, JobFilter, SubmitItem
 
-Ctx = grpc.aio.ServicerContext  # type: ignore[type-arg]
+Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 class History(Protocol):
@@ -369,11 +369,13 @@ class JobServicer(js_grpc.JobServiceServicer):
                     delivered = ev.seq
                     yield js.WatchEventsResponse(event=mapping.event_pb(ev))
             while True:
-                ev = await queue.get()
-                if ev is None:
+                item = await queue.get()
+                if item is None:
                     raise ResourceExhausted(
-                        f"this watcher fell too far behind the event stream; resume with after_sequence={delivered}"
+                        "this watcher fell too far behind the event stream; "
+                        f"resume with after_sequence={delivered}"
                     )
+                ev = item
                 if ev.seq <= max(after, upto):
                     continue
                 upto = ev.seq

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from jobq.v1 import node_service_pb2 as ns
@@ -14,7 +14,7 @@ from jobqd.api.validation import check_job_id
 from jobqd.domain.errors import InvalidArgument
 from jobqd.engine import Engine
 
-Ctx = grpc.aio.ServicerContext  # type: ignore[type-arg]
+Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 class NodeDirectory(Protocol):

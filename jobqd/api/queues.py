@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from jobq.v1 import queue_service_pb2 as qs
@@ -18,7 +18,7 @@ from jobqd.domain.quantity import parse_milli
 from jobqd.engine import Engine
 from jobqd.store.writer import WriteSet
 
-Ctx = grpc.aio.ServicerContext  # type: ignore[type-arg]
+Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 class QueueBook(Protocol):
@@ -80,7 +80,8 @@ class QueueServicer(qs_grpc.QueueServiceServicer):
     def _owner(self) -> QueueOwner:
         if self.owner is None:
             raise FailedPrecondition(
-                f"queues are Kueue objects in {self.mode} mode: create or change LocalQueues and ClusterQueues "
+                f"queues are Kueue objects in {self.mode} mode: "
+                "create or change LocalQueues and ClusterQueues "
                 "with kubectl, not through jobq"
             )
         return self.owner

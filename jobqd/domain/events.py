@@ -59,7 +59,7 @@ class Event:
         return cls(
             seq=int(seq),  # type: ignore[call-overload]
             ts=float(ts),  # type: ignore[arg-type]
-            type=EventType(typ),
+            type=EventType(str(typ)),
             job_id=str(job_id),
             task_id=str(task_id),
             job_status=str(js),

@@ -47,8 +47,8 @@ class LogStore:
         if entry is None:
             p = self.path(job_id, pos, attempt)
             p.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(p, "ab")  # noqa: SIM115 - kept open across appends (LRU below)
-            entry = (fh, fh.tell())
+            new: IO[bytes] = open(p, "ab")  # noqa: SIM115 - kept open across appends (LRU below)
+            entry = (new, new.tell())
         fh, size = entry
         data = "".join(f"{line}\n" for line in lines).encode("utf-8", "replace")
         if size < self.max_bytes:

@@ -309,7 +309,7 @@ class NodeRegistry:
             return
         job, task = found  # type: ignore[misc]
         ws = WriteSet()
-        if up.kind == ns.UPDATE_KIND_PROGRESS or up.kind == ns.UPDATE_KIND_STARTED:
+        if up.kind in (ns.UPDATE_KIND_PROGRESS, ns.UPDATE_KIND_STARTED):
             if up.kind == ns.UPDATE_KIND_PROGRESS:
                 task.progress = max(0, min(100, up.progress))
             if up.message:

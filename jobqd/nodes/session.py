@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import grpc
 import structlog
@@ -26,23 +27,22 @@ class NodeServicer(ns_grpc.NodeServiceServicer):
     def __init__(self, *, registry: NodeRegistry) -> None:
         self.registry = registry
 
-    async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override,type-arg]
+    async def Connect(  # type: ignore[override]
+        self, request_iterator: object, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         try:
             first = await asyncio.wait_for(context.read(), timeout=HELLO_TIMEOUT_S)
         except TimeoutError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send Hello first (none within 10 s)")
-            return
-        if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
+        if not isinstance(first, ns.NodeMessage) or first.WhichOneof("msg") != "hello":
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message on a node stream must be Hello"
             )
-            return
         outbox: asyncio.Queue[ns.ServerMessage | None] = asyncio.Queue()
         try:
             node = self.registry.connect(first.hello, outbox)
         except InvalidArgument as err:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, err.message)
-            return
         session = node.session
         reader = asyncio.create_task(self._read(context, node, outbox), name=f"node-reader:{node.name}")
         try:
@@ -59,15 +59,15 @@ class NodeServicer(ns_grpc.NodeServiceServicer):
 
     async def _read(
         self,
-        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+        context: grpc.aio.ServicerContext[Any, Any],
         node: Node,
         outbox: asyncio.Queue[ns.ServerMessage | None],
     ) -> None:
         try:
             while True:
                 msg = await context.read()
-                if msg is grpc.aio.EOF:
-                    break
+                if not isinstance(msg, ns.NodeMessage):
+                    break  # EOF
                 try:
                     self.registry.on_message(node, msg)
                 except Exception:

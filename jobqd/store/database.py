@@ -17,7 +17,7 @@ async def open_db(data_dir: Path, *, synchronous: str = "FULL") -> aiosqlite.Con
 
     Raises FailedPrecondition for a schema newer than this jobqd or a file that is not a database.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
     conn = await aiosqlite.connect(data_dir / DB_NAME, isolation_level=None)
     try:
         await _configure(conn, synchronous)
@@ -48,7 +48,8 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
     version = int(row[0]) if row else 0
     if version > SCHEMA_VERSION:
         raise FailedPrecondition(
-            f"the database schema is version {version}, newer than this jobqd understands ({SCHEMA_VERSION}); "
+            f"the database schema is version {version}, "
+            f"newer than this jobqd understands ({SCHEMA_VERSION}); "
             "upgrade jobqd or restore a backup made by this version"
         )
     for number in range(version + 1, SCHEMA_VERSION + 1):

@@ -85,7 +85,7 @@ class History:
             if not rows:
                 break
             for row in rows:
-                last = int(row[1])  # type: ignore[call-overload]
+                last = int(row[1])
                 job = await self._job(row)
                 if flt.matches(job):
                     out.append(job)

@@ -43,10 +43,10 @@ def job_from_row(row: tuple[object, ...], chunks: list[str]) -> Job:
         defn=codec.load_defn(str(defn), chunks),
         owner=str(owner),
         submit_ts=float(submit_ts),  # type: ignore[arg-type]
-        status=JobStatus(status),
+        status=JobStatus(str(status)),
         request_id=str(request_id),
     )
-    job.admission = AdmissionPhase(admission)
+    job.admission = AdmissionPhase(str(admission))
     job.reason = str(reason)
     job.generation = int(generation)  # type: ignore[call-overload]
     job.admit_ts = float(admit_ts)  # type: ignore[arg-type]
@@ -54,7 +54,7 @@ def job_from_row(row: tuple[object, ...], chunks: list[str]) -> Job:
     job.finish_ts = float(finish_ts)  # type: ignore[arg-type]
     job.flavor = str(flavor)
     job.total = int(total)  # type: ignore[call-overload]
-    job.rest_status = TaskStatus(rest_status)
+    job.rest_status = TaskStatus(str(rest_status))
     job.counts = dict.fromkeys(TaskStatus, 0)
     job.counts[job.rest_status] = job.total
     return job
@@ -114,10 +114,10 @@ async def load_engine(conn: aiosqlite.Connection, engine: Engine) -> None:
         async for job_id, task_type, node, failures in cur:
             engine.blocklist[(job_id, task_type, node)] = failures
     async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events") as cur:
-        row = await cur.fetchone()
-        engine.next_event_seq = int(row[0]) + 1 if row else 1
+        last = await cur.fetchone()
+        engine.next_event_seq = int(last[0]) + 1 if last else 1
     async with conn.execute(
         "SELECT MAX(seq) FROM (SELECT MAX(seq) AS seq FROM jobs UNION ALL SELECT MAX(seq) FROM archive_jobs)"
     ) as cur:
-        row = await cur.fetchone()
-        engine.next_job_seq = int(row[0] or 0) + 1 if row else 1
+        top = await cur.fetchone()
+        engine.next_job_seq = int(top[0] or 0) + 1 if top else 1

@@ -43,30 +43,42 @@ def _positive_float(ctx: click.Context, param: click.Parameter, value: float) ->
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("--server", required=True, metavar="HOST:PORT", help="jobqd's address.")
-@click.option("--name", default=default_name, help="Unique node name. [default: host name]")
-@click.option("--labels", default="", metavar="K=V,...", help="Node labels jobs can select on.")
-@click.option("--slots", type=click.IntRange(min=1), default=default_slots, help="Attempts run at once.")
-@click.option("--cpu", metavar="QUANTITY", help="CPU capacity to advertise. [default: CPU count]")
-@click.option("--memory", metavar="QUANTITY", help="Memory capacity to advertise. [default: RAM]")
+@click.option("--name", default=default_name, show_default="host name", help="Unique node name.")
+@click.option(
+    "--labels", default="", show_default=False, metavar="K=V,...", help="Node labels jobs can select on."
+)
+@click.option(
+    "--slots",
+    type=click.IntRange(min=1),
+    default=default_slots,
+    show_default="CPU count",
+    help="Attempts run at once.",
+)
+@click.option("--cpu", metavar="QUANTITY", show_default="CPU count", help="CPU capacity to advertise.")
+@click.option("--memory", metavar="QUANTITY", show_default="RAM", help="Memory capacity to advertise.")
 @click.option("--gpu", type=click.IntRange(min=0), help="GPUs to advertise.")
 @click.option(
     "--task-types",
     multiple=True,
     metavar="TYPE,...",
-    help="Only advertise and run these command types. [default: all this node has]",
+    show_default="all this node has",
+    help="Only advertise and run these command types.",
 )
 @click.option(
     "--allow-command",
     "allow_commands",
     multiple=True,
     metavar="GLOB",
-    help="Absolute program path glob exec may run (repeatable). [default: any program]",
+    envvar=f"{ENV_PREFIX}_ALLOW_COMMAND",
+    show_default="any program",
+    help="Absolute program path glob exec may run (repeatable; in the env, space-separated).",
 )
 @click.option("--allow-shell", is_flag=True, help="Allow 'shell' commands (they bypass --allow-command).")
 @click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=default_work_dir,
+    show_default="~/.cache/jobq-node/work",
     help="Parent of per-attempt working directories.",
 )
 @click.option("--keep-work-dirs", is_flag=True, help="Keep attempt working directories afterwards.")
@@ -163,6 +175,7 @@ def cli(
 
 
 async def _run(settings: NodeSettings, plugins: Mapping[str, CommandPlugin]) -> int:
+    structlog.contextvars.bind_contextvars(node=settings.name)  # also for the signal handlers
     service = NodeService(settings, plugins=plugins)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -12,7 +12,7 @@ async def test_dropped_stream_reconnects_and_hello_lists_running_attempt(
 ) -> None:
     await start_node()
     first = await peer.session(0)
-    first.assign("t1", exec_("/bin/sh", "-c", "echo before; read line < /dev/null; sleep 1; echo after"))
+    first.assign("t1", exec_("/bin/sh", "-c", "echo before; sleep 1; echo after"))
     await eventually(lambda: first.log_lines("t1") == ["before"], what="first line")
     first.drop()
     second = await peer.session(1)

@@ -181,3 +181,11 @@ async def test_many_noops(peer: FakeJobqd, start_node: StartNode) -> None:
 
     await eventually(lambda: completed() == 500, what="500 completed noops")
     assert session.kinds("t499") == ["STARTED", "COMPLETED"]
+
+
+async def test_allowlist_from_the_environment(peer: FakeJobqd, start_node: StartNode) -> None:
+    await start_node(env={"JOBQ_NODE_ALLOW_COMMAND": "/bin/echo /usr/bin/e*"})
+    session = await peer.session()
+    session.assign("t1", exec_("/bin/rm", "x"))
+    final = await session.final("t1")
+    assert final.message == "command not allowed: /bin/rm (allowed: /bin/echo, /usr/bin/e*)"
