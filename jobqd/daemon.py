@@ -111,7 +111,9 @@ class Daemon:
         s = self.settings
         self._conn = await open_db(self.data_dir, synchronous=s.store.synchronous)
         self.hub = EventHub()
-        self.writer = Writer(self._conn, on_commit=self.hub.publish)
+        self.writer = Writer(
+            self._conn, on_commit=self.hub.publish, max_batch=s.store.group_commit_max_batch, window=0.0
+        )
         self.kueue: Any = None
         self.registry: NodeRegistry
         if s.admission.mode == "kueue":
