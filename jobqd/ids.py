@@ -7,10 +7,13 @@ Kubernetes object names (Workloads are named `jobq-<job id>-<generation>`).
 
 from __future__ import annotations
 
-import secrets
+import random
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
+# uniqueness comes from the time + counter; the random start only spreads ids, so a fast
+# non-cryptographic generator is right here (SystemRandom costs a syscall per id)
+_rng = random.Random()
 
 
 def _b32(value: int, width: int) -> str:
@@ -33,8 +36,8 @@ class IdGenerator:
             self._counter += 1
             if self._counter >= 32**4:
                 ms += 1
-                self._counter = secrets.randbelow(32**3)
+                self._counter = _rng.getrandbits(15)
         else:
-            self._counter = secrets.randbelow(32**3)
+            self._counter = _rng.getrandbits(15)
         self._last_ms = ms
         return _b32(ms, 9) + _b32(self._counter, 4)
