@@ -50,7 +50,12 @@ from jobqd.log_config import configure_logging
     metavar="SECONDS",
     help="Archive finished jobs older than this. [default: 7 days]",
 )
-@click.option("--group-commit-max-batch", type=int, metavar="N", help="Write sets per commit (1 = no group commit). [default: 1024]")
+@click.option(
+    "--group-commit-max-batch",
+    type=int,
+    metavar="N",
+    help="Write sets per commit (1 = no group commit). [default: 1024]",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", type=click.Choice(["auto", "console", "json"]))
 @click.option(

@@ -85,4 +85,3 @@ def stream_rpc(
             )
 
     return wrapper
-

@@ -310,10 +310,12 @@ class NodeRegistry:
         job, task = found  # type: ignore[misc]
         ws = WriteSet()
         if up.kind in (ns.UPDATE_KIND_PROGRESS, ns.UPDATE_KIND_STARTED):
-            if up.kind == ns.UPDATE_KIND_PROGRESS:
-                task.progress = max(0, min(100, up.progress))
-            if up.message:
-                task.message = up.message[:1024]
+            progress = max(0, min(100, up.progress)) if up.kind == ns.UPDATE_KIND_PROGRESS else task.progress
+            message = up.message[:1024] or task.message
+            if progress == task.progress and message == task.message:
+                return  # STARTED carries nothing new: the task is active since dispatch
+            task.progress = progress
+            task.message = message
             self.engine.save_task(ws, job, task)
         elif up.kind == ns.UPDATE_KIND_COMPLETED:
             task.progress = 100
