@@ -74,7 +74,7 @@ def nodes(address: str, count: int, slots: int, *extra: str) -> Iterator[list[su
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
             for i in range(count)
         ]
         try:

@@ -12,6 +12,9 @@ Benchmarks (DESIGN §10; targets in the issues):
             per second to the same jobqd (the transport ceiling of one client)
   exec      2,000 `exec true` tasks end to end on 8 nodes × 4 slots; baseline: the same machine
             spawning `true` 8 at a time from one Python process with no queue at all
+  memory    RSS of jobqd holding a 1,000,000-task array; baseline: the idle daemon
+  restart   start→serving with 100,000 jobs in the store, and ListJobs with a label filter over
+            them; baselines: an empty store's start, a GetJob round trip
   latency   submit→dispatch and submit→done of single noop tasks on idle nodes (p50/p99);
             baseline: a SubmitJob round trip alone
 Nothing here asserts: it reports. Timing assertions do not belong in tests.
@@ -42,7 +45,7 @@ from jobq.v1 import node_service_pb2_grpc as ns_grpc
 from jobq.v1 import types_pb2 as pb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import jobqd, nodes, run_python  # noqa: E402
+from harness import jobqd, nodes, run_python
 
 Row = dict[str, Any]
 
@@ -139,7 +142,7 @@ def bench_array(quick: bool) -> list[Row]:
         t0 = time.perf_counter()
         for i in range(rows):
             db.execute("BEGIN")
-            db.execute("INSERT INTO t VALUES (?,?,?)", ("j", i, '["exec",["echo","%d"]]' % i))
+            db.execute("INSERT INTO t VALUES (?,?,?)", ("j", i, f'["exec",["echo","{i}"]]'))
             db.execute("COMMIT")
         per_row = rows / (time.perf_counter() - t0)
         db.close()
@@ -338,12 +341,116 @@ def bench_latency(quick: bool) -> list[Row]:
     ]
 
 
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _jobqd_pid(addr: str) -> int:
+    import subprocess
+
+    return int(subprocess.check_output(["pgrep", "-f", f"jobqd --listen {addr}"]).split()[0])
+
+
+def bench_memory(quick: bool) -> list[Row]:
+    n = 100_000 if quick else 1_000_000
+    spec = pb.JobSpec(
+        name="mem",
+        array=pb.ArraySpec(
+            template=pb.TaskSpec(commands=[cmd("exec", argv=["echo", "{index}"])]), start=1, end=n
+        ),
+    )
+    with jobqd() as addr, grpc.insecure_channel(addr) as ch:
+        stub = js_grpc.JobServiceStub(ch)
+        pid = _jobqd_pid(addr)
+        stub.SubmitJob(
+            js.SubmitJobRequest(spec=pb.JobSpec(name="warm", tasks=[pb.TaskSpec(commands=[cmd("noop")])]))
+        )
+        idle = _rss_kb(pid)
+        t0 = time.perf_counter()
+        stub.SubmitJob(js.SubmitJobRequest(spec=spec))
+        dt = time.perf_counter() - t0
+        held = _rss_kb(pid)
+    return [
+        {
+            "benchmark": f"memory holding {n:,} queued tasks (RSS)",
+            "value": held / 1024,
+            "unit": "MiB",
+            "baseline": idle / 1024,
+            "baseline_name": "idle jobqd",
+            "target": 1024,
+            "detail": f"acknowledged durably in {dt * 1000:.0f} ms",
+        }
+    ]
+
+
+def bench_restart(quick: bool) -> list[Row]:
+    import subprocess
+
+    jobs = 10_000 if quick else 100_000
+    spec = pb.JobSpec(
+        name="r", tasks=[pb.TaskSpec(commands=[cmd("exec", argv=["true"])])], labels={"team": "a"}
+    )
+    other = pb.JobSpec(
+        name="r", tasks=[pb.TaskSpec(commands=[cmd("exec", argv=["true"])])], labels={"team": "b"}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "d"
+        with jobqd(data_dir=data) as addr, grpc.insecure_channel(addr) as ch:
+            stub = js_grpc.JobServiceStub(ch)
+            for i in range(jobs // 1000):
+                batch = [
+                    js.SubmitJobRequest(spec=spec if (i * 1000 + k) % 100 else other) for k in range(1000)
+                ]
+                stub.SubmitJobs(js.SubmitJobsRequest(jobs=batch))
+            lat: list[float] = []
+            get: list[float] = []
+            some = stub.ListJobs(js.ListJobsRequest(page_size=1)).jobs[0].id
+            for _ in range(20):
+                t0 = time.perf_counter()
+                stub.ListJobs(js.ListJobsRequest(page_size=100, filter=pb.JobFilter(labels={"team": "b"})))
+                lat.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                stub.GetJob(js.GetJobRequest(job_id=some))
+                get.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with jobqd(data_dir=data):
+            loaded = time.perf_counter() - t0
+        _ = subprocess
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        with jobqd(data_dir=Path(tmp) / "empty"):
+            empty = time.perf_counter() - t0
+    return [
+        {
+            "benchmark": f"restart with {jobs:,} jobs (start → serving)",
+            "value": loaded,
+            "unit": "s",
+            "baseline": empty,
+            "baseline_name": "start with an empty store",
+            "target": 0,
+        },
+        {
+            "benchmark": f"ListJobs, label filter, {jobs:,} jobs p50",
+            "value": statistics.median(lat) * 1000,
+            "unit": "ms",
+            "baseline": statistics.median(get) * 1000,
+            "baseline_name": "GetJob p50",
+            "target": 0,
+        },
+    ]
+
+
 BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "submit": bench_submit,
     "array": bench_array,
     "noop": bench_noop,
     "exec": bench_exec,
     "latency": bench_latency,
+    "memory": bench_memory,
+    "restart": bench_restart,
 }
 
 
@@ -379,7 +486,7 @@ def main() -> int:
         ratio = r["value"] / r["baseline"] if r["baseline"] else float("nan")
         print(
             f"{r['benchmark']:<{w}}  {_fmt(r, 'value', 'value2'):>14} {r['unit']:<4}"
-            f"  {_fmt(r, 'baseline', 'baseline2'):>14} {r['unit']:<4}  {ratio:>6.2f}x  {r['target']:>8,}  {r['baseline_name']}"
+            f"  {_fmt(r, 'baseline', 'baseline2'):>14} {r['unit']:<4}  {ratio:>6.2f}x  {(format(r['target'], ',') if r['target'] else '-'):>8}  {r['baseline_name']}"
         )
         if r.get("detail"):
             print(f"{'':<{w}}  ({r['detail']})")

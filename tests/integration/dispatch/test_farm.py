@@ -260,3 +260,56 @@ def test_allowlist_refuses_other_programs_with_a_clear_message(
     assert done.status == pb.JOB_STATUS_FAILED
     task = jobqd.jobs.GetTask(js.GetTaskRequest(task_id=f"{job.id}.0")).task
     assert "command not allowed" in task.message and "/bin/rm" in task.message
+
+
+def test_drain_takes_no_new_work_and_stop_interrupts(
+    jobqd: Jobqd, node_factory: Callable[..., NodeProc]
+) -> None:
+    node_factory(jobqd.address, "a", slots=1)
+    node_factory(jobqd.address, "b", slots=1)
+    online(jobqd, 2)
+    jobqd.nodes.DrainNode(ns.DrainNodeRequest(name="b"))
+    job = submit(
+        jobqd,
+        pb.JobSpec(
+            name="drained",
+            array=pb.ArraySpec(template=pb.TaskSpec(commands=[sh("sleep 0.2")]), start=0, end=3),
+        ),
+    )
+    assert wait_status(jobqd, job.id, *TERMINAL).status == pb.JOB_STATUS_COMPLETED
+    assert {t.node for t in jobqd.jobs.ListTasks(js.ListTasksRequest(job_id=job.id)).tasks} == {"a"}
+    assert jobqd.nodes.GetNode(ns.GetNodeRequest(name="b")).node.state == pb.NODE_STATE_DRAINED
+    jobqd.nodes.ResumeNode(ns.ResumeNodeRequest(name="b"))
+    long = submit(jobqd, pb.JobSpec(name="long", tasks=[pb.TaskSpec(commands=[sh("sleep 30")])]))
+    eventually(lambda: get(jobqd, long.id).task_counts.active == 1, what="running")
+    where = jobqd.jobs.GetTask(js.GetTaskRequest(task_id=f"{long.id}.0")).task.node
+    jobqd.nodes.DrainNode(ns.DrainNodeRequest(name=where, stop=True))
+    moved = eventually(
+        lambda: (t := jobqd.jobs.GetTask(js.GetTaskRequest(task_id=f"{long.id}.0")).task).attempt == 2 and t,
+        what="task moved to the other node",
+    )
+    assert moved.node != where and moved.interruptions == 1 and not moved.failed_by
+    jobqd.jobs.CancelJobs(js.JobActionRequest(job_ids=[long.id]))
+    wait_status(jobqd, long.id, pb.JOB_STATUS_CANCELED)
+
+
+def test_tail_log_follows_a_running_task(jobqd: Jobqd, node_factory: Callable[..., NodeProc]) -> None:
+    node_factory(jobqd.address, "n1", slots=1)
+    online(jobqd, 1)
+    job = submit(
+        jobqd,
+        pb.JobSpec(
+            name="chatty",
+            tasks=[pb.TaskSpec(commands=[sh("for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done")])],
+        ),
+    )
+    eventually(lambda: get(jobqd, job.id).task_counts.active == 1, what="running")
+    lines = [
+        line
+        for r in jobqd.jobs.TailTaskLog(
+            js.TailTaskLogRequest(task_id=f"{job.id}.0", lines=100, follow=True), timeout=30
+        )
+        for line in r.lines
+    ]
+    assert lines == [f"line {i}" for i in range(1, 6)]
+    assert wait_status(jobqd, job.id, *TERMINAL).status == pb.JOB_STATUS_COMPLETED
