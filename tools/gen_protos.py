@@ -65,7 +65,7 @@ def main() -> int:
         names = {p.name for p in fresh.iterdir()} | (
             {p.name for p in committed.iterdir() if p.name != "__pycache__"} if committed.exists() else set()
         )
-        match, mismatch, errors = filecmp.cmpfiles(fresh, committed, sorted(names), shallow=False)
+        _, mismatch, errors = filecmp.cmpfiles(fresh, committed, sorted(names), shallow=False)
         if mismatch or errors:
             print(f"generated stubs drifted from proto/: {sorted(mismatch + errors)}; run `make proto`")
             return 1
