@@ -48,6 +48,12 @@ def resolve_dependencies(
                 stack.append(c)
     if seen != len(tasks):
         stuck = next(i for i, n in enumerate(indegree) if n > 0)
+        # the first leftover may only sit *behind* a cycle: follow its unfinished dependencies
+        # until one repeats, so the message names a task that really is on the cycle
+        walked: set[int] = set()
+        while stuck not in walked:
+            walked.add(stuck)
+            stuck = next(p for p in deps[stuck] if indegree[p] > 0)
         raise InvalidArgument(
             f"{field}[{stuck}].depends_on",
             f"task dependencies form a cycle through task {tasks[stuck].name!r}",

@@ -8,14 +8,16 @@ _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 _VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Always `fullmatch`, never `match`: `$` also matches before a trailing newline, which would let
+# "default\n" pass as a queue name or label and fail later in Kubernetes.
 
 
 def label_key_problem(key: str) -> str | None:
     """Why `key` is not a valid label key, or None."""
     prefix, _, name = key.rpartition("/")
-    if "/" in key and (not prefix or len(prefix) > 253 or not _PREFIX.match(prefix)):
+    if "/" in key and (not prefix or len(prefix) > 253 or not _PREFIX.fullmatch(prefix)):
         return f"label key {key!r}: the prefix must be a DNS subdomain (lowercase, at most 253 characters)"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         return (
             f"label key {key!r}: the name must be 1-63 characters of [A-Za-z0-9-_.], "
             "starting and ending with an alphanumeric"
@@ -24,7 +26,7 @@ def label_key_problem(key: str) -> str | None:
 
 
 def label_value_problem(value: str) -> str | None:
-    if not _VALUE.match(value):
+    if not _VALUE.fullmatch(value):
         return (
             f"label value {value!r}: at most 63 characters of [A-Za-z0-9-_.], "
             "starting and ending with an alphanumeric (or empty)"
@@ -34,7 +36,7 @@ def label_value_problem(value: str) -> str | None:
 
 def queue_name_problem(name: str) -> str | None:
     """Queue names are DNS labels (they are LocalQueue names in kueue mode)."""
-    if not _DNS_LABEL.match(name):
+    if not _DNS_LABEL.fullmatch(name):
         return (
             f"{name!r} is not a valid queue name (a DNS label: 1-63 of [a-z0-9-], alphanumeric at both ends)"
         )

@@ -67,8 +67,11 @@ JOB_SEED: dict[JobStatus, frozenset[JobStatus]] = {
 JOB_EXTENSIONS: dict[JobStatus, frozenset[JobStatus]] = {
     # pause before start; a dependency that can never be satisfied fails the job before it starts
     J.QUEUED: frozenset({J.PAUSED, J.FAILED}),
-    # tasks still run on nodes; eviction from admission sends an active job back to queued
-    J.ACTIVE: frozenset({J.CANCEL_REQUESTED, J.PAUSE_REQUESTED, J.QUEUED}),
+    # tasks still run on nodes; eviction from admission sends an active job back to queued.
+    # → paused: pause-requested exists only "while tasks still run on nodes" (DESIGN §4.1); an
+    # admitted job with no task running right now pauses at once, as cancel goes straight to
+    # canceled (plan_job_action returns paused for it, which the engine then checks here).
+    J.ACTIVE: frozenset({J.CANCEL_REQUESTED, J.PAUSE_REQUESTED, J.QUEUED, J.PAUSED}),
     # requeueing is the transient status a requeue passes through (seed: "via requeueing")
     J.COMPLETED: frozenset({J.REQUEUEING}),
     J.FAILED: frozenset({J.REQUEUEING}),

@@ -313,3 +313,30 @@ def test_tail_log_follows_a_running_task(jobqd: Jobqd, node_factory: Callable[..
     ]
     assert lines == [f"line {i}" for i in range(1, 6)]
     assert wait_status(jobqd, job.id, *TERMINAL).status == pb.JOB_STATUS_COMPLETED
+
+
+def test_failed_task_cancels_its_dependents_and_the_job_still_ends(
+    jobqd: Jobqd, node_factory: Callable[..., NodeProc]
+) -> None:
+    node_factory(jobqd.address, "n1", slots=2)
+    online(jobqd, 1)
+    job = submit(
+        jobqd,
+        pb.JobSpec(
+            name="dag",
+            tasks=[
+                pb.TaskSpec(name="setup", commands=[sh("exit 1")]),
+                pb.TaskSpec(name="render", depends_on=["setup"], commands=[sh("true")]),
+                pb.TaskSpec(name="other", commands=[sh("true")]),
+                pb.TaskSpec(name="more", commands=[sh("true")]),
+            ],
+            failure_policy=pb.FailurePolicy(max_attempts=1, fail_fraction=0.5),
+        ),
+    )
+    done = wait_status(jobqd, job.id, *TERMINAL)
+    assert done.status == pb.JOB_STATUS_FAILED  # 1 failed < threshold 2, but nothing else can progress
+    by_name = {t.name: t for t in jobqd.jobs.ListTasks(js.ListTasksRequest(job_id=job.id)).tasks}
+    assert by_name["setup"].status == pb.TASK_STATUS_FAILED
+    assert by_name["render"].status == pb.TASK_STATUS_CANCELED
+    assert "dependency 'setup' failed" in by_name["render"].message
+    assert by_name["other"].status == pb.TASK_STATUS_COMPLETED
