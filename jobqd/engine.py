@@ -180,14 +180,31 @@ class Engine:
 
     async def _commit(self, ws: WriteSet) -> None:
         self.admission.flush(ws)
+        self._save_touched(ws)
         self.dispatcher.kick()
         await self._writer.submit(ws)
 
     def commit_background(self, ws: WriteSet) -> asyncio.Future[None]:
         """For internal changes nobody waits on (timers, node reports)."""
         self.admission.flush(ws)
+        self._save_touched(ws)
         self.dispatcher.kick()
         return self._writer.submit(ws)
+
+    def _save_touched(self, ws: WriteSet) -> None:
+        """Write the row of every job whose task counters the command changed.
+
+        A task status change moves the job's per-status counters, which are stored in the job
+        row (`jobs.counts`); without this, a change that did not also change the job's own status
+        left a stale counts column behind (found by tests/integration/robustness: 3 active
+        tasks stored as "2 queued, 1 active"). Done once per job per command, at its end, so a
+        dispatch pass of many tasks costs one job row, not one per task.
+        """
+        for job in ws.touched.values():
+            assert isinstance(job, Job)
+            if self.jobs.get(job.id) is job:  # not deleted or archived by this command
+                self.save_job(ws, job)
+        ws.touched.clear()
 
     def emit(self, ws: WriteSet, type_: EventType, **fields: object) -> Event:
         ev = Event(seq=self.next_event_seq, ts=self.clock.now(), type=type_, **fields)  # type: ignore[arg-type]
@@ -470,6 +487,7 @@ class Engine:
 
     def _set_task(self, ws: WriteSet, job: Job, task: Task, new: TaskStatus, *, action: str) -> None:
         job.set_task_status(task, new, action=action)
+        ws.touched[job.id] = job
         self.save_task(ws, job, task)
         self.emit(
             ws,
@@ -481,6 +499,14 @@ class Engine:
             attempt=task.attempt,
             reason=task.message,
         )
+        if new in (T.FAILED, T.CANCELED) and job.dep_children:
+            # tasks that need this one can never run: cancel them, or the job would wait forever
+            for child in job.dep_children.get(task.pos, ()):
+                c = job.task(child)
+                if c.status in (T.QUEUED, T.SOFT_FAILED, T.PAUSED):
+                    c.message = f"dependency {job.defn.task_def(task.pos).name!r} {new.value}"
+                    c.finish_ts = self.clock.now()
+                    self._set_task(ws, job, c, T.CANCELED, action="cancel")
         if new is T.COMPLETED and job.dep_children:
             for child in job.dep_children.get(task.pos, ()):
                 c = job.task(child)
@@ -494,6 +520,16 @@ class Engine:
         if st is J.QUEUED and job.counts[T.ACTIVE]:
             self._set_job_status(ws, job, J.ACTIVE, action="start")
             st = J.ACTIVE
+        if st is J.PAUSE_REQUESTED and not job.counts[T.ACTIVE]:
+            # the last running tasks may have finished the whole job: then it ends, not pauses
+            ended = rules.job_outcome(
+                status=J.ACTIVE, counts=job.counts, total=job.total, policy=job.defn.policy
+            )
+            if ended is not None:
+                self._set_job_status(ws, job, ended, action="finish")
+                self._cancel_remaining(ws, job, f"job {ended.value}")
+                self._finish(ws, job)
+                return
         settled = rules.settle_requested(st, job.counts[T.ACTIVE])
         if settled is not None:
             self._set_job_status(ws, job, settled, action="settle")

@@ -13,14 +13,17 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 from jobq.v1 import node_service_pb2 as ns
 from jobq.v1 import node_service_pb2_grpc as ns_grpc
 
+from jobqd.auth import identity
 from jobqd.domain.errors import InvalidArgument
 from jobqd.nodes.registry import Node, NodeRegistry
 
 log = structlog.get_logger("jobqd.nodes")
 HELLO_TIMEOUT_S = 10.0
+_NOT_A_MESSAGE = "a message on the node stream is not a valid NodeMessage"
 
 
 class NodeServicer(ns_grpc.NodeServiceServicer):
@@ -34,9 +37,19 @@ class NodeServicer(ns_grpc.NodeServiceServicer):
             first = await asyncio.wait_for(context.read(), timeout=HELLO_TIMEOUT_S)
         except TimeoutError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send Hello first (none within 10 s)")
+        except DecodeError:
+            # bytes that are not a NodeMessage: without this grpc answers UNKNOWN and logs a
+            # traceback (found by tests/integration/robustness)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _NOT_A_MESSAGE)
         if not isinstance(first, ns.NodeMessage) or first.WhichOneof("msg") != "hello":
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message on a node stream must be Hello"
+            )
+        if not identity.may_connect_as_node(first.hello.name):
+            # a task can read its node's token: that token must not let it pose as another node
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this token is for another node; it cannot connect as {first.hello.name[:253]!r}",
             )
         outbox: asyncio.Queue[ns.ServerMessage | None] = asyncio.Queue()
         try:
@@ -56,6 +69,9 @@ class NodeServicer(ns_grpc.NodeServiceServicer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             self.registry.disconnect(node, session)
+        if reader.done() and not reader.cancelled() and isinstance(reader.exception(), DecodeError):
+            # garbage mid-stream ends the session with a status that says so (not a silent OK)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _NOT_A_MESSAGE)
 
     async def _read(
         self,
@@ -72,5 +88,8 @@ class NodeServicer(ns_grpc.NodeServiceServicer):
                     self.registry.on_message(node, msg)
                 except Exception:
                     log.exception("bad message from node", node=node.name)
+        except DecodeError:
+            log.warning("undecodable message from node; closing its stream", node=node.name)
+            raise
         finally:
             outbox.put_nowait(None)

@@ -1,8 +1,11 @@
 """Every SQL write the engine makes, in the order a batch applies them.
 
 A batch merges the write sets of many commands and runs one `executemany` per statement. Upserts
-come first and deletes last: nothing upserts a row after it was deleted (a deleted or archived job
-is gone from memory), so this order gives the same result as applying the write sets one by one.
+come first and deletes last. A deleted or archived job is gone from memory, so nothing upserts its
+rows again; but a queue can be deleted and created again, and a blocklist entry cleared and
+counted again — so the writer starts a new merge segment when a write set with `UPSERTS` follows
+one with `DELETES` (`jobqd.store.writer.merge`). Within a segment this order gives the same result
+as applying the write sets one by one.
 """
 
 from __future__ import annotations
@@ -61,3 +64,19 @@ ORDER: tuple[str, ...] = (
     DELETE_ARCHIVED_JOB,
 )
 RANK = {stmt: i for i, stmt in enumerate(ORDER)}
+
+#: Statements that write rows some statement in DELETES may remove.
+UPSERTS = frozenset(
+    {
+        UPSERT_QUEUE,
+        UPSERT_JOB,
+        INSERT_CHUNK,
+        UPSERT_TASK,
+        INSERT_REQUEST,
+        UPSERT_BLOCKLIST,
+        ARCHIVE_JOB,
+        ARCHIVE_CHUNKS,
+        ARCHIVE_TASKS,
+    }
+)
+DELETES = frozenset(stmt for stmt in ORDER if stmt.lstrip().startswith("DELETE"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import aiosqlite
@@ -25,11 +25,14 @@ from jobqd.store import statements as sql
 class WriteSet:
     """The rows one command writes, grouped by statement, plus the events it emits."""
 
-    __slots__ = ("events", "rows")
+    __slots__ = ("events", "rows", "touched")
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[object, ...]]] = {}
         self.events: list[Event] = []
+        #: id → job whose task counters changed; the engine writes each such job row once, when
+        #: the command is complete (see `Engine._save_touched`)
+        self.touched: dict[str, object] = {}
 
     def add(self, stmt: str, row: tuple[object, ...]) -> None:
         rows = self.rows.get(stmt)
@@ -44,6 +47,34 @@ class WriteSet:
 
     def __bool__(self) -> bool:
         return bool(self.rows)
+
+
+def merge(sets: Iterable[WriteSet]) -> list[dict[str, list[tuple[object, ...]]]]:
+    """Rows of consecutive write sets merged per statement (one `executemany` each, in
+    `statements.ORDER`), split into segments so that no set's inserts run before an earlier set's
+    deletes.
+
+    Within one segment all upserts run before all deletes. That is only right while no set writes
+    a row that an earlier set of the same segment deleted — a queue deleted and created again, a
+    blocklist entry cleared and counted again: merged, the new row was written and then deleted
+    (found by tests/integration/robustness). So a set with upserts that follows a set with deletes
+    starts a new segment. Deletes are rare (DeleteQueue, DeleteJob, archiving, blocklist clears),
+    so nearly every batch stays one segment. All segments commit in the one transaction.
+    """
+    segments: list[dict[str, list[tuple[object, ...]]]] = []
+    current: dict[str, list[tuple[object, ...]]] = {}
+    deleted = False
+    for ws in sets:
+        if deleted and not sql.UPSERTS.isdisjoint(ws.rows):
+            segments.append(current)
+            current, deleted = {}, False
+        for stmt, rows in ws.rows.items():
+            current.setdefault(stmt, []).extend(rows)
+        if not sql.DELETES.isdisjoint(ws.rows):
+            deleted = True
+    if current:
+        segments.append(current)
+    return segments
 
 
 @dataclass(slots=True)
@@ -67,11 +98,15 @@ class Writer:
         max_batch: int = 1024,
         window: float = 0.001,
         on_commit: Callable[[Sequence[Event]], None] | None = None,
+        on_failure: Callable[[Exception], None] | None = None,
     ) -> None:
         self._conn = conn
         self._max_batch = max_batch
         self._window = window
         self._on_commit = on_commit
+        self._on_failure = on_failure
+        #: why the writer refuses writes after a failed commit ("" = it does not); see `_commit`
+        self.failed = ""
         self._queue: list[tuple[WriteSet, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._closed = False
@@ -82,6 +117,10 @@ class Writer:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._closed:
             fut.set_exception(Unavailable("the store is closed (jobqd is shutting down)"))
+            return fut
+        if self.failed:
+            fut.set_exception(Unavailable(self.failed))
+            fut.add_done_callback(_retrieve)  # background commits nobody awaits: no GC warning
             return fut
         if not ws:
             fut.set_result(None)
@@ -109,35 +148,44 @@ class Writer:
             await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[WriteSet, asyncio.Future[None]]]) -> None:
-        merged: dict[str, list[tuple[object, ...]]] = {}
-        events: list[Event] = []
-        for ws, _ in batch:
-            for stmt, rows in ws.rows.items():
-                merged.setdefault(stmt, []).extend(rows)
-            events.extend(ws.events)
+        segments = merge(ws for ws, _ in batch)
+        events: list[Event] = [ev for ws, _ in batch for ev in ws.events]
         t0 = time.perf_counter()
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in sorted(merged, key=sql.RANK.__getitem__):
-                    await self._conn.executemany(stmt, merged[stmt])
+                for merged in segments:
+                    for stmt in sorted(merged, key=sql.RANK.__getitem__):
+                        await self._conn.executemany(stmt, merged[stmt])
                 await self._conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
                     await self._conn.execute("ROLLBACK")
                 raise
         except Exception as err:
+            # The engine changed memory before handing in these writes, so memory is now ahead
+            # of the disk. Committing anything more could store rows that depend on the lost
+            # ones (a task of a job that was never written): from here on every write fails,
+            # until jobqd restarts and reloads what is really on disk (jobqd.daemon).
             self.stats.failures += 1
             self.stats.last_error = str(err)
+            self.failed = (
+                f"the store is read-only after a failed write ({err}); "
+                "jobqd refuses changes until it is restarted"
+            )
             exc = Unavailable(f"the store could not write: {err}")
-            for _, fut in batch:
+            queued, self._queue = self._queue, []
+            for _, fut in batch + queued:
                 if not fut.done():
                     fut.set_exception(exc)
+                    fut.add_done_callback(_retrieve)
+            if self._on_failure is not None:
+                self._on_failure(err)
             return
         st = self.stats
         st.batches += 1
         st.sets += len(batch)
-        st.rows += sum(len(r) for r in merged.values())
+        st.rows += sum(len(r) for merged in segments for r in merged.values())
         st.commit_seconds += time.perf_counter() - t0
         for _, fut in batch:
             if not fut.done():
@@ -149,3 +197,9 @@ class Writer:
         """Stop taking writes; `run` returns once everything queued is committed."""
         self._closed = True
         self._wakeup.set()
+
+
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    """Mark a failed future's exception as seen; whoever awaits it still gets it."""
+    if not fut.cancelled():
+        fut.exception()

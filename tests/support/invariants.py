@@ -61,8 +61,7 @@ def _check(conn: sqlite3.Connection) -> list[str]:
         return problems
 
     jobs = {
-        row[0]: row[1:]
-        for row in conn.execute("SELECT id, status, rest_status, total, counts FROM jobs")
+        row[0]: row[1:] for row in conn.execute("SELECT id, status, rest_status, total, counts FROM jobs")
     }
     per_job: dict[str, Counter[str]] = {}
     rows_per_job: Counter[str] = Counter()
