@@ -35,6 +35,10 @@ log = structlog.get_logger(__name__)
 AttemptKey = tuple[str, int]
 """(task_id, attempt): what every update and log chunk is about."""
 
+#: How long a written result is kept for a resend after a broken stream. jobqd commits a result
+#: within milliseconds of reading it; seconds leave room for a slow disk.
+RESEND_WINDOW_S = 10.0
+
 _TERMINAL = frozenset({pb.UPDATE_KIND_COMPLETED, pb.UPDATE_KIND_FAILED, pb.UPDATE_KIND_ABORTED})
 
 
@@ -70,6 +74,8 @@ class Outbox:
         self._connected = False
         self._disconnected_at = clock()
         self._results: dict[AttemptKey, int] = {}
+        #: results written recently, with when: jobqd may have died before storing them
+        self._recent: deque[tuple[float, Outgoing]] = deque()
         self._in_hand = 0
         self._space_waiters: list[asyncio.Future[None]] = []
         self._ready = asyncio.Event()
@@ -198,12 +204,36 @@ class Outbox:
         else:
             self._updates -= 1
         if item.result is not None:
+            now = self._clock()
+            self._recent.append((now, item))
+            while self._recent and self._recent[0][0] < now - RESEND_WINDOW_S:
+                self._recent.popleft()
             remaining = self._results.get(item.result, 0) - 1
             if remaining > 0:
                 self._results[item.result] = remaining
             else:
                 self._results.pop(item.result, None)
         self._check_idle()
+
+    def resend_recent(self) -> int:
+        """The stream broke: queue again, first, the results written in the last RESEND_WINDOW_S.
+
+        Written is not stored: if jobqd died between reading a result and committing it, only a
+        resend saves the attempt from being rerun. jobqd ignores a result it already has (the lease
+        is gone), so a duplicate costs nothing. Returns how many were queued again.
+        """
+        cutoff = self._clock() - RESEND_WINDOW_S
+        again = [item for t, item in self._recent if t >= cutoff]
+        self._recent.clear()
+        for item in reversed(again):
+            assert item.result is not None
+            self._results[item.result] = self._results.get(item.result, 0) + 1
+            self._updates += 1
+            self._items.appendleft(item)
+        if again:
+            self._idle.clear()
+            self._ready.set()
+        return len(again)
 
     def unsend(self, item: Outgoing) -> None:
         """Writing ``item`` failed: put it back at the front, to go first on the next stream."""

@@ -85,6 +85,9 @@ class Stream:
                 log.exception("stream failed")
             finally:
                 self._outbox.set_connected(False)
+                resent = self._outbox.resend_recent()
+                if resent:
+                    log.info("results will be sent again after reconnecting", count=resent)
             if self.is_closing():
                 return
             # A session that got its Welcome was a success: start the backoff over.

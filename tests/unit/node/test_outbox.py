@@ -98,3 +98,27 @@ async def test_update_cap_drops_oldest_non_final_never_results() -> None:
         (pb.UPDATE_KIND_FAILED, 0),
     ]
     assert sent[2].update.exit_code == 1
+
+
+def test_results_written_just_before_a_broken_stream_are_sent_again() -> None:
+    clock = FakeClock()
+    outbox = Outbox(log_budget_bytes=100, max_updates=10, hold_s=5, clock=clock)
+    outbox.set_connected(True)
+    outbox.put_update(task_id="old", attempt=1, kind=pb.UPDATE_KIND_COMPLETED)
+    drain(outbox)
+    clock.now = 60.0  # long ago: jobqd has surely stored it
+    outbox.put_update(task_id="t", attempt=2, kind=pb.UPDATE_KIND_COMPLETED)
+    outbox.put_update(task_id="u", attempt=1, kind=pb.UPDATE_KIND_PROGRESS, progress=5)
+    outbox.put_update(task_id="u", attempt=1, kind=pb.UPDATE_KIND_FAILED, exit_code=1)
+    drain(outbox)
+    assert outbox.undelivered_results() == []
+    outbox.set_connected(False)
+    assert outbox.resend_recent() == 2
+    assert sorted(outbox.undelivered_results()) == [("t", 2), ("u", 1)]  # listed in the next Hello
+    again = drain(outbox)
+    assert [(m.update.task_id, m.update.kind) for m in again] == [
+        ("t", pb.UPDATE_KIND_COMPLETED),
+        ("u", pb.UPDATE_KIND_FAILED),
+    ]
+    outbox.set_connected(True)
+    assert outbox.undelivered_results() == []
