@@ -1,16 +1,28 @@
-"""The `jobqd` command: run the daemon (and, later, its admin subcommands)."""
+"""The `jobqd` command: run the daemon, manage API tokens, back up the database.
+
+`jobqd token …` and `jobqd backup` work on the data directory directly, with their own SQLite
+connection, while the daemon runs or not (WAL mode lets them): a token created or revoked here is
+seen by a running daemon within a second (docs/security.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from jobqd import settings as settings_mod
 from jobqd.domain.errors import JobqError
 from jobqd.log_config import configure_logging
+
+T = TypeVar("T")
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,6 +68,48 @@ from jobqd.log_config import configure_logging
     metavar="N",
     help="Write sets per commit (1 = no group commit). [default: 1024]",
 )
+@click.option(
+    "--auth",
+    type=click.Choice(["auto", "required"]),
+    help="auto: on once any token exists; required: always on. [default: auto]",
+)
+@click.option(
+    "--token-refresh",
+    type=float,
+    metavar="SECONDS",
+    help="Re-read the tokens table this often (a revoke takes effect within it). [default: 1]",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="PEM certificate chain: serve TLS.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key of --tls-cert.")
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False),
+    help="PEM CA bundle: require client certificates signed by it (mutual TLS).",
+)
+@click.option(
+    "--metrics-listen", metavar="HOST:PORT", help="Serve Prometheus metrics at /metrics. [default: off]"
+)
+@click.option(
+    "--max-inflight-submits", type=int, metavar="N", help="Submits processed at once. [default: 1024]"
+)
+@click.option(
+    "--max-inflight-submit-bytes",
+    type=int,
+    metavar="BYTES",
+    help="Bytes of submits processed at once. [default: 256 MiB]",
+)
+@click.option(
+    "--max-streams-per-identity",
+    type=int,
+    metavar="N",
+    help="Open streams per token (or connection without auth). [default: 128]",
+)
+@click.option(
+    "--maintenance-interval",
+    type=float,
+    metavar="SECONDS",
+    help="quick_check + WAL checkpoint period. [default: 300]",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", type=click.Choice(["auto", "console", "json"]))
 @click.option(
@@ -71,6 +125,7 @@ def main(ctx: click.Context, /, config_file: str | None, **flags: object) -> Non
     Settings come from flags, then JOBQD_<FLAG> environment variables, then the TOML file.
     """
     if ctx.invoked_subcommand is not None:
+        ctx.obj = (flags, config_file)
         return
     try:
         s = settings_mod.load(flags, config_file=Path(config_file) if config_file else None)
@@ -88,6 +143,145 @@ def main(ctx: click.Context, /, config_file: str | None, **flags: object) -> Non
         click.echo(f"jobqd: {err}", err=True)
         sys.exit(1)
     sys.exit(code)
+
+
+# -- admin subcommands ------------------------------------------------------------------------------
+
+_data_dir_option = click.option(
+    "--data-dir",
+    "data_dir",
+    type=click.Path(file_okay=False),
+    help="State directory. [default: as `jobqd` would use: flag, JOBQD_DATA_DIR, config, .jobq]",
+)
+
+
+def _data_dir(ctx: click.Context, given: str | None) -> Path:
+    if given:
+        return Path(given)
+    flags, config_file = ctx.find_root().obj or ({}, None)
+    try:
+        return settings_mod.load(flags, config_file=Path(config_file) if config_file else None).store.data_dir
+    except settings_mod.SettingsError as err:
+        raise click.UsageError(str(err)) from None
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """Errors a user can act on become one line on stderr and exit status 1."""
+    try:
+        yield
+    except JobqError as err:
+        click.echo(f"jobqd: {err.message}", err=True)
+        sys.exit(1)
+    except OSError as err:
+        click.echo(f"jobqd: {err}", err=True)
+        sys.exit(1)
+
+
+async def _with_tokens(data_dir: Path, *, create: bool, use: Callable[[Any], Awaitable[T]]) -> T:
+    from jobqd.auth.tokens import TokenStore
+    from jobqd.domain.errors import FailedPrecondition
+    from jobqd.store.database import DB_NAME, open_db
+
+    if not create and not (data_dir / DB_NAME).exists():
+        raise FailedPrecondition(f"no database at {data_dir / DB_NAME} (is --data-dir right?)")
+    conn = await open_db(data_dir)
+    try:
+        return await use(TokenStore(conn))
+    finally:
+        await conn.close()
+
+
+@main.group()
+def token() -> None:
+    """API tokens: create (shown once), list, revoke. Only their SHA-256 is stored."""
+
+
+@token.command("create")
+@click.option(
+    "--role",
+    type=click.Choice(["client", "node", "admin"]),
+    required=True,
+    help="client: own jobs only; node: a jobq-node; admin: everything.",
+)
+@click.option("--name", required=True, help="Who it is for; a client's jobs are owned by this name.")
+@_data_dir_option
+@click.pass_context
+def token_create(ctx: click.Context, role: str, name: str, data_dir: str | None) -> None:
+    """Create a token and print it on stdout — the only time it is shown.
+
+    A node token's name must be the node's name (jobq-node --name): it connects only as that node.
+    """
+    from jobqd.auth.tokens import parse_role
+
+    with _reported():
+        secret: str = asyncio.run(
+            _with_tokens(
+                _data_dir(ctx, data_dir),
+                create=True,
+                use=lambda store: store.create(name=name, role=parse_role(role)),
+            )
+        )
+    click.echo(secret)
+    click.echo(f"token {name!r} ({role}) created; it is shown only this once.", err=True)
+
+
+@token.command("list")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_data_dir_option
+@click.pass_context
+def token_list(ctx: click.Context, output: str, data_dir: str | None) -> None:
+    """Names, roles and creation times (never the tokens)."""
+    with _reported():
+        infos: list[Any] = asyncio.run(
+            _with_tokens(_data_dir(ctx, data_dir), create=False, use=lambda st: st.all())
+        )
+    if output == "json":
+        click.echo(
+            json.dumps(
+                [{"name": i.name, "role": i.role.value, "created": _iso(i.created_ts)} for i in infos],
+                indent=2,
+            )
+        )
+        return
+    if not infos:
+        click.echo("no tokens (authentication is off unless jobqd runs with --auth required)", err=True)
+        return
+    width = max(4, *(len(i.name) for i in infos))
+    click.echo(f"{'NAME':<{width}}  {'ROLE':<6}  CREATED")
+    for i in infos:
+        click.echo(f"{i.name:<{width}}  {i.role.value:<6}  {_iso(i.created_ts)}")
+
+
+@token.command("revoke")
+@click.argument("name")
+@_data_dir_option
+@click.pass_context
+def token_revoke(ctx: click.Context, name: str, data_dir: str | None) -> None:
+    """Delete token NAME. A running jobqd refuses it within a second and ends its open streams."""
+    with _reported():
+        asyncio.run(_with_tokens(_data_dir(ctx, data_dir), create=False, use=lambda st: st.revoke(name)))
+    click.echo(f"token {name!r} revoked", err=True)
+
+
+@main.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_data_dir_option
+@click.pass_context
+def backup_cmd(ctx: click.Context, path: str, data_dir: str | None) -> None:
+    """Copy the database to PATH (a new file) while jobqd serves; restore: docs/operations.md."""
+    from jobqd.store.backup import backup
+
+    with _reported():
+        result = backup(_data_dir(ctx, data_dir), Path(path))
+    click.echo(
+        f"backup written to {result.path}: {result.bytes} bytes, schema {result.schema_version}, "
+        f"{result.jobs} jobs, events up to {result.last_event}"
+    )
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 if __name__ == "__main__":

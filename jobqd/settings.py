@@ -24,6 +24,13 @@ class ServerSettings:
     grace_s: float = 10.0
     #: Largest message either way, bytes (docs/limits.md).
     max_message_bytes: int = 64 * 1024 * 1024
+    #: PEM certificate chain and key: serve TLS instead of plaintext (both or neither).
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: PEM CA bundle: require a client certificate signed by it (mutual TLS). Needs tls_cert.
+    tls_client_ca: str = ""
+    #: host:port of the Prometheus endpoint (/metrics over HTTP); empty = off.
+    metrics_listen: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,29 @@ class AdmissionSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    #: "auto": authentication is on as soon as any token exists (and then stays on until restart);
+    #: "required": on even with no tokens (every call refused until one is created).
+    mode: str = "auto"
+    #: Seconds between re-reads of the tokens table: a revoked token stops working within this long.
+    token_refresh_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Overload bounds (docs/limits.md): past them a call gets RESOURCE_EXHAUSTED, not memory."""
+
+    #: Submit RPCs (SubmitJob(s), CreateJob, AddTasks) being processed at once. A burst beyond
+    #: what the store can commit queues here instead of in memory without bound.
+    max_inflight_submits: int = 1024
+    #: Bytes of those submits' requests together (one larger request alone is still accepted).
+    max_inflight_submit_bytes: int = 256 * 1024 * 1024
+    #: Open streams (WatchEvents, TailTaskLog, a node's Connect) per token, or per connection
+    #: without authentication. Each costs a task and a queue; one client must not exhaust them.
+    max_streams_per_identity: int = 128
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     #: auto = console on a TTY, JSON otherwise.
@@ -77,6 +107,8 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -96,20 +128,37 @@ def _positive(v: str) -> float:
     return x
 
 
+def _count(v: str) -> int:
+    x = int(v)
+    if x < 1:
+        raise ValueError("must be >= 1")
+    return x
+
+
 #: option name (flag --x-y, env JOBQD_X_Y, TOML [section] key) → (section, field, converter)
 OPTIONS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "listen": ("server", "listen", str),
     "grace": ("server", "grace_s", _positive),
+    "tls_cert": ("server", "tls_cert", str),
+    "tls_key": ("server", "tls_key", str),
+    "tls_client_ca": ("server", "tls_client_ca", str),
+    "metrics_listen": ("server", "metrics_listen", str),
     "data_dir": ("store", "data_dir", Path),
     "synchronous": ("store", "synchronous", lambda v: _choice("full", "normal")(v).upper()),
     "retention": ("store", "retention_s", _positive),
     "group_commit_max_batch": ("store", "group_commit_max_batch", lambda v: max(1, int(v))),
+    "maintenance_interval": ("store", "maintenance_interval_s", _positive),
     "heartbeat_interval": ("dispatch", "heartbeat_interval_s", _positive),
     "node_timeout": ("dispatch", "node_timeout_s", _positive),
     "abort_grace": ("dispatch", "abort_grace_s", _positive),
     "admission": ("admission", "mode", _choice("local", "kueue")),
     "kubeconfig": ("admission", "kubeconfig", str),
     "namespace": ("admission", "namespace", str),
+    "auth": ("auth", "mode", _choice("auto", "required")),
+    "token_refresh": ("auth", "token_refresh_s", _positive),
+    "max_inflight_submits": ("limits", "max_inflight_submits", _count),
+    "max_inflight_submit_bytes": ("limits", "max_inflight_submit_bytes", _count),
+    "max_streams_per_identity": ("limits", "max_streams_per_identity", _count),
     "log_level": ("log", "level", _choice("debug", "info", "warning", "error")),
     "log_format": ("log", "format", _choice("auto", "console", "json")),
 }
@@ -144,13 +193,25 @@ def load(
         if raw is not None:
             values.setdefault(section, {})[attr] = _convert(conv, str(raw), f"--{name.replace('_', '-')}")
     base = Settings()
-    return dataclasses.replace(
+    settings = dataclasses.replace(
         base,
         **{
             section: dataclasses.replace(getattr(base, section), **fields)
             for section, fields in values.items()
         },
     )
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    srv = s.server
+    if bool(srv.tls_cert) != bool(srv.tls_key):
+        raise SettingsError("--tls-cert and --tls-key: give both (TLS) or neither")
+    if srv.tls_client_ca and not srv.tls_cert:
+        raise SettingsError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+    if srv.metrics_listen and ":" not in srv.metrics_listen:
+        raise SettingsError(f"--metrics-listen: {srv.metrics_listen!r} is not HOST:PORT")
 
 
 def _convert(conv: Callable[[str], Any], raw: str, where: str) -> Any:

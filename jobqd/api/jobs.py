@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
@@ -14,7 +15,8 @@ from jobq.v1 import types_pb2 as pb
 
 from jobqd.api import mapping, validation
 from jobqd.api.errors import rpc, stream_rpc
-from jobqd.domain.errors import InvalidArgument, NotFound, ResourceExhausted
+from jobqd.auth import identity
+from jobqd.domain.errors import Conflict, InvalidArgument, NotFound, ResourceExhausted
 from jobqd.domain.events import Event, EventType
 from jobqd.domain.model import Job, parse_task_ref
 from jobqd.domain.rules import JobAction
@@ -97,6 +99,17 @@ class JobServicer(js_grpc.JobServiceServicer):
 
     async def _known_dependencies(self, items: Sequence[SubmitItem]) -> None:
         """Dependencies on archived jobs are resolved from the archive before the engine checks them."""
+        if not identity.sees_all():
+            # another user's job cannot be depended on: that would reveal that it exists and how
+            # it ended; it is reported exactly like a job that does not exist
+            for i, it in enumerate(items):
+                for k, dep in enumerate(it.defn.depends_on):
+                    other = self.engine.jobs.get(dep.job_id) or await self.history.archived_job(dep.job_id)
+                    if other is not None and not identity.sees(other.owner):
+                        where = f"jobs[{i}].spec" if len(items) > 1 else "spec"
+                        raise InvalidArgument(
+                            f"{where}.depends_on[{k}].job_id", f"job {dep.job_id!r} does not exist"
+                        )
         missing = {d.job_id for it in items for d in it.defn.depends_on if d.job_id not in self.engine.jobs}
         if missing:
             found = await self.history.archived_statuses(sorted(missing))
@@ -107,13 +120,33 @@ class JobServicer(js_grpc.JobServiceServicer):
     def _item(self, req: js.SubmitJobRequest, *, field: str, draft: bool = False) -> SubmitItem:
         prefix = f"{field}." if field else ""
         request_id = validation.check_request_id(req.request_id, f"{prefix}request_id")
+        if request_id and request_id in self.engine.requests and not identity.sees_all():
+            # request ids are one namespace for everyone: a retry must never return someone
+            # else's job, nor a conflict that names it
+            prior = self.engine.jobs.get(self.engine.requests[request_id][0])
+            if prior is None or not identity.sees(prior.owner):
+                raise Conflict(f"{prefix}request_id: {request_id!r} is already in use; choose another")
         defn = validation.job_def(req.spec, field=f"{prefix}spec", draft=draft)
         return SubmitItem(
             defn=defn,
             request_id=request_id,
             digest=validation.request_digest(req.spec, draft=draft) if request_id else "",
+            owner=identity.owner_of_new_job(),
             draft=draft,
         )
+
+    def _live(self, job_id: str) -> Job:
+        """A live job the caller may see and act on; another user's job is NotFound, as if absent."""
+        job = self.engine.get_job(job_id)
+        if not identity.sees(job.owner):
+            raise NotFound("job", job_id)
+        return job
+
+    @staticmethod
+    def _scoped(flt: JobFilter) -> JobFilter:
+        """`flt`, restricted to the caller's own jobs unless the caller sees everyone's."""
+        owner = identity.scope_owner(flt.owner)
+        return flt if owner == flt.owner else dataclasses.replace(flt, owner=owner)
 
     @rpc
     async def SubmitJob(self, request: js.SubmitJobRequest, context: Ctx) -> js.SubmitJobResponse:
@@ -152,7 +185,7 @@ class JobServicer(js_grpc.JobServiceServicer):
         if not request.tasks:
             raise InvalidArgument("tasks", "at least one task")
         tasks = validation.task_defs(request.tasks, "tasks", offset=request.offset)
-        job = self.engine.get_job(job_id)
+        job = self._live(job_id)
         if job.total + len(tasks) > validation.LIMITS.max_tasks_per_job and request.offset >= job.total:
             raise InvalidArgument("tasks", f"a job has at most {validation.LIMITS.max_tasks_per_job} tasks")
         total = await self.engine.add_tasks(job_id, offset=request.offset, tasks=tasks)
@@ -160,7 +193,7 @@ class JobServicer(js_grpc.JobServiceServicer):
 
     @rpc
     async def CommitJob(self, request: js.CommitJobRequest, context: Ctx) -> js.CommitJobResponse:
-        job = await self.engine.commit_job(validation.check_job_id(request.job_id))
+        job = await self.engine.commit_job(self._live(validation.check_job_id(request.job_id)).id)
         return js.CommitJobResponse(job=mapping.job_pb(job))
 
     # -- read ------------------------------------------------------------------------------------
@@ -168,9 +201,11 @@ class JobServicer(js_grpc.JobServiceServicer):
     async def _job_any(self, job_id: str) -> tuple[Job, bool]:
         job = self.engine.jobs.get(job_id)
         if job is not None:
+            if not identity.sees(job.owner):
+                raise NotFound("job", job_id)
             return job, False
         archived = await self.history.archived_job(job_id)
-        if archived is None:
+        if archived is None or not identity.sees(archived.owner):
             raise NotFound("job", job_id)
         return archived, True
 
@@ -183,7 +218,7 @@ class JobServicer(js_grpc.JobServiceServicer):
 
     @rpc
     async def ListJobs(self, request: js.ListJobsRequest, context: Ctx) -> js.ListJobsResponse:
-        flt = job_filter(request.filter)
+        flt = self._scoped(job_filter(request.filter))
         size = validation.page_size(request.page_size)
         after = validation.decode_page_token(request.page_token)
         live: list[tuple[int, Job, bool]] = []
@@ -212,8 +247,10 @@ class JobServicer(js_grpc.JobServiceServicer):
             raise InvalidArgument(
                 "job_ids", "give job ids or a non-empty filter (an empty filter would match every job)"
             )
-        ids = [validation.check_job_id(j, f"job_ids[{i}]") for i, j in enumerate(request.job_ids)]
-        flt = job_filter(request.filter) if has_filter else None
+        ids = [
+            self._live(validation.check_job_id(j, f"job_ids[{i}]")).id for i, j in enumerate(request.job_ids)
+        ]
+        flt = self._scoped(job_filter(request.filter)) if has_filter else None
         result = await self.engine.act(action, job_ids=ids, flt=flt, reason=reason)
         return js.JobActionResponse(jobs=[mapping.job_pb(j) for j in result.jobs], skipped=result.skipped)
 
@@ -237,12 +274,14 @@ class JobServicer(js_grpc.JobServiceServicer):
     async def SetJobPriority(
         self, request: js.SetJobPriorityRequest, context: Ctx
     ) -> js.SetJobPriorityResponse:
-        job = await self.engine.set_priority(validation.check_job_id(request.job_id), request.priority)
+        job_id = self._live(validation.check_job_id(request.job_id)).id
+        job = await self.engine.set_priority(job_id, request.priority)
         return js.SetJobPriorityResponse(job=mapping.job_pb(job))
 
     @rpc
     async def DeleteJob(self, request: js.DeleteJobRequest, context: Ctx) -> js.DeleteJobResponse:
         job_id = validation.check_job_id(request.job_id)
+        await self._job_any(job_id)  # NotFound for another user's job
         if job_id not in self.engine.jobs and await self.history.archived_job(job_id) is not None:
             raise InvalidArgument("job_id", f"job {job_id} is archived; archived jobs are kept as history")
         await self.engine.delete_job(job_id)
@@ -256,7 +295,7 @@ class JobServicer(js_grpc.JobServiceServicer):
         job_id, dot, _ = task_id.rpartition(".")
         if not dot:
             raise InvalidArgument(field, f"{task_id[:60]!r} is not <job id>.<index>")
-        job = self.engine.get_job(validation.check_job_id(job_id, field))
+        job = self._live(validation.check_job_id(job_id, field))
         try:
             return job, parse_task_ref(job, task_id)
         except InvalidArgument as err:
@@ -357,6 +396,7 @@ class JobServicer(js_grpc.JobServiceServicer):
             validation.check_job_id(j, f"job_ids[{i}]")
         job_ids = frozenset(request.job_ids)
         types = frozenset(mapping.EVENT_TYPE_FROM_PB[t] for t in request.types)
+        visible = None if identity.sees_all() else _OwnEvents(self, identity.owner_of_new_job())
         # subscribe first, then replay up to what was committed at that moment: the live queue
         # holds everything after it, so nothing falls between replay and live (and nothing twice)
         queue = self.events.subscribe()
@@ -367,7 +407,8 @@ class JobServicer(js_grpc.JobServiceServicer):
             if after < upto:
                 async for ev in self.history.events(after=after, upto=upto, job_ids=job_ids, types=types):
                     delivered = ev.seq
-                    yield js.WatchEventsResponse(event=mapping.event_pb(ev))
+                    if visible is None or await visible.shows(ev):
+                        yield js.WatchEventsResponse(event=mapping.event_pb(ev))
             while True:
                 item = await queue.get()
                 if item is None:
@@ -382,9 +423,32 @@ class JobServicer(js_grpc.JobServiceServicer):
                 delivered = ev.seq
                 if (job_ids and ev.job_id not in job_ids) or (types and ev.type not in types):
                     continue
+                if visible is not None and not await visible.shows(ev):
+                    continue
                 yield js.WatchEventsResponse(event=mapping.event_pb(ev))
         finally:
             self.events.unsubscribe(queue)
+
+
+class _OwnEvents:
+    """For a client's WatchEvents: only events of its own jobs (not node or queue events)."""
+
+    def __init__(self, servicer: JobServicer, owner: str) -> None:
+        self._servicer = servicer
+        self._owner = owner
+        self._archived: dict[str, bool] = {}
+
+    async def shows(self, ev: Event) -> bool:
+        if not ev.job_id:
+            return False
+        job = self._servicer.engine.jobs.get(ev.job_id)
+        if job is not None:
+            return job.owner == self._owner
+        known = self._archived.get(ev.job_id)
+        if known is None:  # archived (or deleted: then nobody's)
+            old = await self._servicer.history.archived_job(ev.job_id)
+            known = self._archived[ev.job_id] = old is not None and old.owner == self._owner
+        return known
 
 
 __all__ = ["JobServicer", "job_filter"]

@@ -1,4 +1,4 @@
-"""Building the grpc.aio server: servicers, health, reflection, message limits."""
+"""Building the grpc.aio server: servicers, health, reflection, message limits, interceptors, TLS."""
 
 from __future__ import annotations
 
@@ -51,6 +51,21 @@ def build_server(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     return server, health_servicer
+
+
+def server_credentials(*, cert: bytes, key: bytes, client_ca: bytes | None) -> grpc.ServerCredentials:
+    """TLS; with `client_ca`, mutual TLS: a client without a certificate signed by it is refused
+    during the handshake, before any RPC (tokens still decide what it may do)."""
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def bind(server: grpc.aio.Server, listen: str, credentials: grpc.ServerCredentials | None) -> int:
+    """Listen on `listen` (plaintext without credentials); the bound port (0 = failed)."""
+    if credentials is None:
+        return server.add_insecure_port(listen)
+    return server.add_secure_port(listen, credentials)
 
 
 async def set_serving(h: health.aio.HealthServicer, serving: bool) -> None:

@@ -20,12 +20,31 @@ async def open_db(data_dir: Path, *, synchronous: str = "FULL") -> aiosqlite.Con
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start-up
     conn = await aiosqlite.connect(data_dir / DB_NAME, isolation_level=None)
     try:
+        await _check_version(conn)  # before anything, even journal_mode, changes the file
         await _configure(conn, synchronous)
         await _migrate(conn)
     except BaseException:
         await conn.close()
         raise
     return conn
+
+
+async def _check_version(conn: aiosqlite.Connection) -> None:
+    try:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+    except aiosqlite.DatabaseError as err:
+        raise FailedPrecondition(f"the database file is corrupt or not a SQLite database: {err}") from err
+    _refuse_newer(int(row[0]) if row else 0)
+
+
+def _refuse_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise FailedPrecondition(
+            f"the database schema is version {version}, "
+            f"newer than this jobqd understands ({SCHEMA_VERSION}); "
+            "upgrade jobqd or restore a backup made by this version"
+        )
 
 
 async def _configure(conn: aiosqlite.Connection, synchronous: str) -> None:
@@ -46,12 +65,7 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
     async with conn.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
     version = int(row[0]) if row else 0
-    if version > SCHEMA_VERSION:
-        raise FailedPrecondition(
-            f"the database schema is version {version}, "
-            f"newer than this jobqd understands ({SCHEMA_VERSION}); "
-            "upgrade jobqd or restore a backup made by this version"
-        )
+    _refuse_newer(version)
     for number in range(version + 1, SCHEMA_VERSION + 1):
         await conn.execute("BEGIN IMMEDIATE")
         try:

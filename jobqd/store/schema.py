@@ -71,6 +71,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE archive_tasks ({_TASK_COLUMNS}) WITHOUT ROWID;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     """,
+    # 2: API tokens (jobqd.auth.tokens): only the SHA-256 of each token is stored
+    """
+    CREATE TABLE tokens (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+                         created_ts REAL NOT NULL) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

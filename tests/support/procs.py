@@ -39,6 +39,44 @@ def eventually(check: Callable[[], T], *, timeout: float = 20.0, interval: float
         time.sleep(interval)
 
 
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every call on a channel."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return details._replace(metadata=[*(details.metadata or ()), self._metadata])  # type: ignore[attr-defined,no-any-return]
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request)
+
+
+def open_channel(
+    address: str,
+    *,
+    token: str | None = None,
+    tls_ca: Path | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> grpc.Channel:
+    """A channel to jobqd: TLS when `tls_ca` is given (client certificate: mutual TLS), and a
+    bearer token on every unary / server-streaming call when `token` is given."""
+    if tls_ca is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=tls_ca.read_bytes(),
+            private_key=tls_key.read_bytes() if tls_key else None,
+            certificate_chain=tls_cert.read_bytes() if tls_cert else None,
+        )
+        channel = grpc.secure_channel(address, creds)
+    return grpc.intercept_channel(channel, _BearerToken(token)) if token else channel
+
+
 @dataclass
 class Jobqd:
     data_dir: Path
