@@ -420,6 +420,11 @@ class Daemon:
         if self._health is not None:
             await set_serving(self._health, False)
         self._notifier.stopping("shutting down")
+        # long-lived streams would hold server.stop() for its whole grace: end them first
+        if hasattr(self, "registry"):
+            self.registry.close_streams()
+        if hasattr(self, "hub"):
+            self.hub.close()
         if self._server is not None:
             await self._server.stop(self.settings.server.grace_s)
             # a grpc.aio server with TLS credentials still referenced at interpreter exit holds

@@ -19,6 +19,7 @@ class EventHub:
         self._subs: set[asyncio.Queue[Event | None]] = set()
         self._last_seq = last_seq
         self._max_backlog = max_backlog
+        self.closed = False
 
     @property
     def last_seq(self) -> int:
@@ -51,6 +52,7 @@ class EventHub:
 
     def close(self) -> None:
         """End every stream (shutdown)."""
+        self.closed = True
         for q in list(self._subs):
             q.put_nowait(None)
         self._subs.clear()

@@ -16,7 +16,7 @@ from jobq.v1 import types_pb2 as pb
 from jobqd.api import mapping, validation
 from jobqd.api.errors import rpc, stream_rpc
 from jobqd.auth import identity
-from jobqd.domain.errors import Conflict, InvalidArgument, NotFound, ResourceExhausted
+from jobqd.domain.errors import Conflict, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from jobqd.domain.events import Event, EventType
 from jobqd.domain.model import Job, parse_task_ref
 from jobqd.domain.rules import JobAction
@@ -411,6 +411,8 @@ class JobServicer(js_grpc.JobServiceServicer):
                         yield js.WatchEventsResponse(event=mapping.event_pb(ev))
             while True:
                 item = await queue.get()
+                if item is None and getattr(self.events, "closed", False):
+                    raise Unavailable(f"jobqd is shutting down; resume with after_sequence={delivered}")
                 if item is None:
                     raise ResourceExhausted(
                         "this watcher fell too far behind the event stream; "

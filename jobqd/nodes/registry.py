@@ -395,6 +395,13 @@ class NodeRegistry:
         self.engine.interrupt_task(ws, job, task, reason, abort=False)
         self.engine.settle(ws, job)
 
+    def close_streams(self) -> None:
+        """Shutdown: end every node stream now (nodes keep running their tasks and reconnect),
+        so the gRPC server's graceful stop does not wait out its grace on them."""
+        for node in self.nodes.values():
+            if node.outbox is not None:
+                node.outbox.put_nowait(None)
+
     def running_of(self, job_id: str) -> int:
         """Attempts of `job_id` still running on some node (including ones being aborted)."""
         prefix = job_id + "."
