@@ -13,6 +13,10 @@
   preemption=..., ...)`` -> ``KueueQueues`` (fresh namespace, ResourceFlavor(s), ClusterQueue,
   LocalQueue; WorkloadPriorityClasses ``low``=100 and ``high``=1000); all deleted after the test.
 * ``kueue_namespace`` (function, async): ``await kueue_objects()`` with the defaults.
+* ``kueue_farm`` (function, async): factory ``farm = await kueue_farm(**kueue_objects kwargs)`` ->
+  ``KueueFarm``: real jobqd processes in kueue mode for the test's namespace (``farm.jobqd()``),
+  real jobq-node processes (``farm.node(...)``), synchronous reads of Kueue objects, job helpers,
+  and ``await farm.until(check)`` (a deadline, never a bare sleep). Its processes stop after the test.
 """
 
 from __future__ import annotations
@@ -29,12 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import pytest_asyncio
 
 _REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(_REPO / "tools" / "kube-testenv"))
 import kube_testenv as kte  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+
+from tests.support.procs import Jobqd, NodeProc  # noqa: E402
 
 KUEUE_GROUP = "kueue.x-k8s.io"
 KUEUE_VERSION = "v1beta2"
@@ -287,3 +294,199 @@ async def kueue_objects(
 @pytest_asyncio.fixture
 async def kueue_namespace(kueue_objects: Callable[..., Awaitable[KueueQueues]]) -> KueueQueues:
     return await kueue_objects()
+
+
+# -- jobqd in kueue mode with real jobq-node processes (issue 5 part 2) ----------------------------
+#
+# ``kueue_farm`` (function, async factory): ``farm = await kueue_farm(**kueue_objects kwargs)`` makes
+# the test's Kueue objects (``farm.q``) and returns a ``KueueFarm`` that starts real jobqd processes
+# (``farm.jobqd()``: ``--admission kueue --kubeconfig … --namespace <the test's namespace>``) and
+# jobq-node processes (``farm.node(...)``), reads Kueue objects synchronously (``farm.workloads()``,
+# ``farm.workload(name)``, ``farm.cluster_queue()``), and waits with a deadline (``await farm.until``).
+# Every process it started is stopped after the test.
+
+MANAGED = "app.kubernetes.io/managed-by=jobqd"
+
+
+def kcondition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    """A condition of a Kubernetes object (None if absent)."""
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return dict(c)
+    return None
+
+
+@dataclass
+class KueueFarm:
+    env: kte.KubeTestEnv
+    q: KueueQueues
+    tmp: Path
+    jobqds: list[Jobqd] = field(default_factory=list)
+    nodes: list[NodeProc] = field(default_factory=list)
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def jobqd(self, *extra: str, name: str = "d") -> Jobqd:
+        d = Jobqd(
+            self.tmp / name,
+            extra=[
+                "--admission",
+                "kueue",
+                "--kubeconfig",
+                str(self.env.kubeconfig),
+                "--namespace",
+                self.q.namespace,
+                "--abort-grace",
+                "2",
+                *extra,
+            ],
+        ).start()
+        self.jobqds.append(d)
+        return d
+
+    def node(self, server: str, name: str, *extra: str, slots: int = 2) -> NodeProc:
+        n = NodeProc(
+            name=name, server=server, work_dir=self.tmp / f"work-{name}", slots=slots, extra=extra
+        ).start()
+        self.nodes.append(n)
+        return n
+
+    def stop_all(self) -> None:
+        for n in self.nodes:
+            n.stop()
+        for d in self.jobqds:
+            d.stop()
+
+    # -- Kubernetes (synchronous, through the test environment's own small client) -------------
+
+    @property
+    def _base(self) -> str:
+        return f"/apis/{API_VERSION}"
+
+    def workloads(self) -> list[dict[str, Any]]:
+        """jobqd's Workloads in the test's namespace."""
+        out = self.env.api().ok(
+            "GET", f"{self._base}/namespaces/{self.q.namespace}/workloads?labelSelector={MANAGED}"
+        )
+        return list(out.get("items") or [])
+
+    def workload(self, name: str) -> dict[str, Any] | None:
+        status, out = self.env.api().request(
+            "GET", f"{self._base}/namespaces/{self.q.namespace}/workloads/{name}"
+        )
+        if status == 404:
+            return None
+        assert status == 200, (status, out)
+        return dict(out)
+
+    def create_workload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.env.api().ok("POST", f"{self._base}/namespaces/{self.q.namespace}/workloads", body))
+
+    def delete_workload(self, name: str) -> None:
+        self.env.api().ok("DELETE", f"{self._base}/namespaces/{self.q.namespace}/workloads/{name}")
+
+    def cluster_queue(self) -> dict[str, Any]:
+        return dict(self.env.api().ok("GET", f"{self._base}/clusterqueues/{self.q.cluster_queue}"))
+
+    def cq_usage(self) -> dict[str, str]:
+        """The ClusterQueue's admitted usage per resource, summed over its flavors."""
+        out: dict[str, str] = {}
+        for f in (self.cluster_queue().get("status") or {}).get("flavorsUsage") or []:
+            for r in f.get("resources") or []:
+                out[f"{f['name']}/{r['name']}"] = str(r.get("total", "0"))
+        return out
+
+    def create_local_queue(self, name: str) -> None:
+        self.env.api().ok(
+            "POST",
+            f"{self._base}/namespaces/{self.q.namespace}/localqueues",
+            {
+                "apiVersion": API_VERSION,
+                "kind": "LocalQueue",
+                "metadata": {"name": name},
+                "spec": {"clusterQueue": self.q.cluster_queue},
+            },
+        )
+
+    # -- jobs through the API --------------------------------------------------------------------
+
+    @staticmethod
+    def submit(d: Jobqd, spec: Any) -> Any:
+        from jobq.v1 import job_service_pb2 as js
+
+        return d.jobs.SubmitJob(js.SubmitJobRequest(spec=spec)).job
+
+    @staticmethod
+    def job(d: Jobqd, job_id: str) -> Any:
+        from jobq.v1 import job_service_pb2 as js
+
+        return d.jobs.GetJob(js.GetJobRequest(job_id=job_id)).job
+
+    @staticmethod
+    def tasks(d: Jobqd, job_id: str) -> list[Any]:
+        from jobq.v1 import job_service_pb2 as js
+
+        return list(d.jobs.ListTasks(js.ListTasksRequest(job_id=job_id, page_size=1000)).tasks)
+
+    @staticmethod
+    def events(d: Jobqd, job_id: str, *, wait_s: float = 1.0) -> list[Any]:
+        """The job's events so far (WatchEvents replays the store, then is cut off after `wait_s`)."""
+        from jobq.v1 import job_service_pb2 as js
+
+        out: list[Any] = []
+        stream = d.jobs.WatchEvents(js.WatchEventsRequest(after_sequence=0, job_ids=[job_id]), timeout=wait_s)
+        try:
+            for r in stream:
+                out.append(r.event)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+        return out
+
+    @staticmethod
+    def online(d: Jobqd) -> int:
+        from jobq.v1 import node_service_pb2 as ns
+        from jobq.v1 import types_pb2 as pb
+
+        return sum(n.state == pb.NODE_STATE_ONLINE for n in d.nodes.ListNodes(ns.ListNodesRequest()).nodes)
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    async def until(self, check: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
+        """Poll `check` (sync) until it returns something truthy; AssertionError after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last: Any = None
+        while True:
+            try:
+                last = check()
+                if last:
+                    return last
+            except AssertionError as err:
+                last = err
+            if loop.time() > deadline:
+                logs = "\n".join(f"--- {d.log_path.name}\n{d.log_tail(25)}" for d in self.jobqds)
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what or check}: last={last!r}\n{logs}"
+                )
+            await asyncio.sleep(0.1)
+
+
+@pytest_asyncio.fixture
+async def kueue_farm(
+    kube_testenv: kte.KubeTestEnv,
+    kueue_objects: Callable[..., Awaitable[KueueQueues]],
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Awaitable[KueueFarm]]]:
+    farms: list[KueueFarm] = []
+
+    async def make(**kwargs: Any) -> KueueFarm:
+        q = await kueue_objects(**kwargs)
+        farm = KueueFarm(env=kube_testenv, q=q, tmp=tmp_path / q.namespace)
+        farm.tmp.mkdir(parents=True, exist_ok=True)
+        farms.append(farm)
+        return farm
+
+    yield make
+    for farm in farms:
+        await asyncio.to_thread(farm.stop_all)
