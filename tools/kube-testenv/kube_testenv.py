@@ -219,6 +219,7 @@ def _stop_process(name: str, info: dict[str, Any] | None, timeout: float = 30.0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _alive(pid, starttime):
+            _collect(pid)
             return
         time.sleep(0.05)
     print(f"kube-testenv: {name} (pid {pid}) ignored SIGTERM for {timeout:.0f} s; killing", file=sys.stderr)
@@ -229,6 +230,15 @@ def _stop_process(name: str, info: dict[str, Any] | None, timeout: float = 30.0)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _alive(pid, starttime):
         time.sleep(0.05)
+    _collect(pid)
+
+
+def _collect(pid: int) -> None:
+    """Wait for a child of ours that has exited, so no zombie or unwaited Popen is left behind."""
+    p = _children.pop(pid, None)
+    if p is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=5)
 
 
 def _free_ports(n: int) -> list[int]:
