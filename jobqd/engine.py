@@ -192,19 +192,19 @@ class Engine:
         return self._writer.submit(ws)
 
     def _save_touched(self, ws: WriteSet) -> None:
-        """Write the row of every job whose task counters the command changed.
+        """Write the row of every job the command changed, once, with its final state.
 
-        A task status change moves the job's per-status counters, which are stored in the job
-        row (`jobs.counts`); without this, a change that did not also change the job's own status
-        left a stale counts column behind (found by tests/integration/robustness: 3 active
-        tasks stored as "2 queued, 1 active"). Done once per job per command, at its end, so a
-        dispatch pass of many tasks costs one job row, not one per task.
+        Job rows carry the per-status task counters (`jobs.counts`), so every task change
+        touches its job too; writing each job once at the end of the command — instead of at each
+        change — keeps a dispatch pass of many tasks at one job row per job, and a submit at one
+        row instead of one per status and admission step.
         """
-        for job in ws.touched.values():
+        touched, ws.touched = ws.touched, {}
+        for key, job in touched.items():
             assert isinstance(job, Job)
-            if self.jobs.get(job.id) is job:  # not deleted or archived by this command
-                self.save_job(ws, job)
-        ws.touched.clear()
+            if key.startswith("defn:") or self.jobs.get(job.id) is not job:
+                continue  # a deleted or archived job has no live row to write
+            ws.add(sql.UPSERT_JOB, codec.job_row(job, with_defn=f"defn:{job.id}" in touched))
 
     def emit(self, ws: WriteSet, type_: EventType, **fields: object) -> Event:
         ev = Event(seq=self.next_event_seq, ts=self.clock.now(), type=type_, **fields)  # type: ignore[arg-type]
@@ -213,7 +213,15 @@ class Engine:
         return ev
 
     def save_job(self, ws: WriteSet, job: Job, *, with_defn: bool = False) -> None:
-        ws.add(sql.UPSERT_JOB, codec.job_row(job, with_defn=with_defn))
+        """Mark the job's row for writing; it is serialized once, at the end of the command
+        (`_save_touched`), however many times the command changed the job."""
+        ws.touched[job.id] = job
+        if with_defn:
+            ws.touched[f"defn:{job.id}"] = job
+
+    def write_job_row_now(self, ws: WriteSet, job: Job) -> None:
+        """For the few statements that read the row back in the same batch (archiving)."""
+        ws.add(sql.UPSERT_JOB, codec.job_row(job, with_defn=False))
 
     def save_task(self, ws: WriteSet, job: Job, task: Task) -> None:
         ws.add(sql.UPSERT_TASK, codec.task_row(job.id, task))
@@ -873,7 +881,7 @@ class Engine:
         for job in jobs:
             if job.id not in self.jobs or job.status not in TERMINAL_JOB:
                 continue
-            self.save_job(ws, job)
+            self.write_job_row_now(ws, job)
             for stmt in (sql.ARCHIVE_JOB, sql.ARCHIVE_CHUNKS, sql.ARCHIVE_TASKS):
                 ws.add(stmt, (job.id,))
             del self.jobs[job.id]

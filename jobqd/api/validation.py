@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 from jobq.v1 import types_pb2 as pb
 
 from jobqd.domain.errors import InvalidArgument
@@ -157,6 +157,38 @@ def _require_str(params: Mapping[str, Any], key: str, field: str, *, required: b
         raise InvalidArgument(f"{field}.{key}", "must be a string")
 
 
+def _value(v: struct_pb2.Value, parent: str, key: object) -> Any:
+    kind = v.WhichOneof("kind")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "number_value":
+        x = v.number_value
+        if not math.isfinite(x):
+            where = f"{parent}[{key}]" if isinstance(key, int) else f"{parent}.{key}"
+            raise InvalidArgument(where, "numbers must be finite")
+        # JSON has one number type: keep integral values integral, as json_format does
+        return int(x) if x.is_integer() and abs(x) < 2**53 else x
+    if kind == "bool_value":
+        return v.bool_value
+    if kind == "struct_value":
+        return _struct(v.struct_value, f"{parent}.{key}")
+    if kind == "list_value":
+        here = f"{parent}.{key}"
+        return [_value(x, here, i) for i, x in enumerate(v.list_value.values)]
+    return None
+
+
+def _struct(st: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """Struct → plain dict; a direct walk, several times cheaper than json_format on the submit path."""
+    return {k: _value(v, field, k) for k, v in st.fields.items()}
+
+
+#: Validated commands by their wire bytes. Validation is a pure function of the command, and
+#: submits repeat the same few commands (a farm's job templates), so most are validated once.
+_COMMAND_CACHE: dict[bytes, CommandDef] = {}
+_COMMAND_CACHE_MAX = 4096
+
+
 _KNOWN_PARAMS = {
     "exec": {"argv", "env", "cwd", "timeout_s"},
     "shell": {"script", "timeout_s"},
@@ -167,6 +199,18 @@ _KNOWN_PARAMS = {
 
 
 def _command(cmd: pb.Command, field: str) -> CommandDef:
+    key = cmd.SerializeToString(deterministic=True)
+    hit = _COMMAND_CACHE.get(key)
+    if hit is not None:
+        return hit
+    result = _command_uncached(cmd, field)
+    if len(_COMMAND_CACHE) >= _COMMAND_CACHE_MAX:
+        _COMMAND_CACHE.clear()
+    _COMMAND_CACHE[key] = result
+    return result
+
+
+def _command_uncached(cmd: pb.Command, field: str) -> CommandDef:
     typ = cmd.type
     if not typ:
         raise InvalidArgument(
@@ -174,8 +218,8 @@ def _command(cmd: pb.Command, field: str) -> CommandDef:
         )
     if not _TYPE_RE.match(typ):
         raise InvalidArgument(f"{field}.type", f"{typ[:80]!r} is not a command type name")
-    params: dict[str, Any] = json_format.MessageToDict(cmd.params) if cmd.HasField("params") else {}
     pfield = f"{field}.params"
+    params: dict[str, Any] = _struct(cmd.params, pfield) if cmd.HasField("params") else {}
     known = _KNOWN_PARAMS.get(typ)
     if known is not None:
         unknown = sorted(set(params) - known)

@@ -19,6 +19,7 @@ from jobqd.domain.model import (
 )
 from jobqd.domain.states import TaskStatus
 
+_STATUSES = tuple(TaskStatus)
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -95,7 +96,8 @@ def load_defn(text: str, chunks: Sequence[str]) -> JobDef:
 
 def job_row(job: Job, *, with_defn: bool) -> tuple[object, ...]:
     d = job.defn
-    counts = ",".join(str(job.counts[s]) for s in TaskStatus)
+    c = job.counts
+    counts = ",".join([str(c[s]) for s in _STATUSES])
     return (
         job.id,
         job.seq,

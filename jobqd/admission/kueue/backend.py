@@ -125,6 +125,9 @@ class KueueAdmission:
         #: Workload name → (resourceVersion our write replaced, "" for a create; when) — the job is
         #: not planned again until the watch shows the write (or the expectation times out)
         self._expect: dict[str, tuple[str, float]] = {}
+        #: Workload name → the spec.priority Kubernetes refused for it: not asked again (the job
+        #: keeps running on the Workload's old priority; a newer change is tried)
+        self._priority_refused: dict[str, int] = {}
         self._retry_handle: asyncio.TimerHandle | None = None
         self._retry_backoff = Backoff(self.timing.retry_initial_s, self.timing.retry_max_s)
         self._tasks: list[asyncio.Task[None]] = []
@@ -297,6 +300,7 @@ class KueueAdmission:
                 if not names:
                     del self._by_job[job_id]
             self._uid_job.pop(uid, None)
+            self._priority_refused.pop(name, None)
         else:
             self._by_job.setdefault(job_id, set()).add(name)
             if uid:
@@ -513,8 +517,28 @@ class KueueAdmission:
                     return
                 self._expect[name] = ("", time.monotonic())
                 continue
+            if (
+                isinstance(action, reconcile.SetPriority)
+                and self._priority_refused.get(action.name) == action.priority
+            ):
+                continue
             before = self.workloads.get(action.name)
-            obj = await carry_out(api, self.namespace, action, job_id=job_id)
+            try:
+                obj = await carry_out(api, self.namespace, action, job_id=job_id)
+            except KubeError as err:
+                if not isinstance(action, reconcile.SetPriority) or err.transient:
+                    raise
+                # e.g. a webhook or validation rule refuses the change: keep the job going on the
+                # Workload's old priority rather than retrying for ever
+                self._priority_refused[action.name] = action.priority
+                log.warning(
+                    "Workload priority not updated: Kubernetes refused",
+                    job_id=job_id,
+                    workload=action.name,
+                    priority=action.priority,
+                    error=err.message or str(err),
+                )
+                continue
             if obj is not None and before is not None and not isinstance(action, reconcile.Delete):
                 # the next write to this Workload must start from the version this one produced:
                 # wait for the watch to show it (it marks the job again)

@@ -167,6 +167,12 @@ def is_active(wl: Obj) -> bool:
     return (wl.get("spec") or {}).get("active", True) is not False
 
 
+def spec_priority(wl: Obj) -> int | None:
+    """The Workload's `spec.priority` (None when unset or not a number)."""
+    value = (wl.get("spec") or {}).get("priority")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def deactivated_by_jobqd(wl: Obj) -> bool:
     return bool((meta(wl).get("annotations") or {}).get(DEACTIVATED_BY_ANNOTATION))
 
@@ -442,6 +448,11 @@ def active_patch(active: bool, *, why: str = "") -> dict[str, Any]:
         "metadata": {"annotations": {DEACTIVATED_BY_ANNOTATION: None if active else (why or "jobqd")}},
         "spec": {"active": active},
     }
+
+
+def priority_patch(priority: int) -> dict[str, Any]:
+    """spec.priority of a Workload without a priorityClassRef (Kueue lets the owner change it)."""
+    return {"spec": {"priority": priority}}
 
 
 def finish_message(job: Job) -> tuple[bool, str]:

@@ -19,7 +19,15 @@ import structlog
 
 from jobqd.admission.kueue import mapping as m
 from jobqd.admission.kueue.kubeapi import KubeApi, KubeError
-from jobqd.admission.kueue.reconcile import Action, ClearReservation, Create, Delete, Finish, SetActive
+from jobqd.admission.kueue.reconcile import (
+    Action,
+    ClearReservation,
+    Create,
+    Delete,
+    Finish,
+    SetActive,
+    SetPriority,
+)
 
 log = structlog.get_logger("jobqd.kueue.owner")
 
@@ -74,6 +82,15 @@ async def carry_out(api: KubeApi, namespace: str, action: Action, *, job_id: str
         log.info(
             "Workload active set", job_id=job_id, workload=action.name, active=action.active, why=action.why
         )
+        return obj
+    if isinstance(action, SetPriority):
+        try:
+            obj = await api.merge_patch(namespace, WORKLOADS, action.name, m.priority_patch(action.priority))
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise
+        log.info("Workload priority set", job_id=job_id, workload=action.name, priority=action.priority)
         return obj
     if isinstance(action, ClearReservation | Finish):
         try:

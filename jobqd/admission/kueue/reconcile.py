@@ -43,6 +43,15 @@ class SetActive:
 
 
 @dataclass(frozen=True, slots=True)
+class SetPriority:
+    """The job's priority changed (`jobqctl priority`) and it names no WorkloadPriorityClass: carry
+    the new value to `spec.priority`, which Kueue uses for ordering and preemption."""
+
+    name: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClearReservation:
     """Evicted and no task runs any more: give the quota back so Kueue requeues the Workload."""
 
@@ -64,7 +73,7 @@ class Blocked:
     reason: str
 
 
-Action = Create | Delete | SetActive | ClearReservation | Finish | Blocked
+Action = Create | Delete | SetActive | SetPriority | ClearReservation | Finish | Blocked
 
 #: Statuses in which a job competes for (or holds) admission and so needs a Workload.
 _NEEDS_WORKLOAD = frozenset({J.QUEUED, J.ACTIVE, J.PAUSE_REQUESTED})
@@ -126,6 +135,12 @@ def plan(
         and (st not in _NEEDS_WORKLOAD or job.admission not in (A.ADMITTED, A.PENDING))
     ):
         actions.append(ClearReservation(current, m.clear_patch(wl, now=now)))
+    if (
+        not job.defn.priority_class
+        and not (wl.get("spec") or {}).get("priorityClassRef")
+        and m.spec_priority(wl) != job.defn.priority
+    ):
+        actions.append(SetPriority(current, job.defn.priority))
     return actions
 
 
@@ -140,4 +155,14 @@ def _create(job: Job, namespace: str, priority_of: Callable[[str], int | None]) 
     return Create(m.workload_body(job, namespace=namespace, priority=priority))
 
 
-__all__ = ["Action", "Blocked", "ClearReservation", "Create", "Delete", "Finish", "SetActive", "plan"]
+__all__ = [
+    "Action",
+    "Blocked",
+    "ClearReservation",
+    "Create",
+    "Delete",
+    "Finish",
+    "SetActive",
+    "SetPriority",
+    "plan",
+]

@@ -11,6 +11,11 @@
 
 The `Cache` keeps the last seen object per name and calls `on_event(type, new, old)` for each
 change, and `on_synced()` after each (re)list. Callbacks run on the event loop, synchronously.
+
+`jobq_watch_reconnects_total{resource}` (`metrics.WATCH_RECONNECTS`) counts each time a watch is
+re-established: every relist after the first list (410 Gone, or a failed list/watch), and every
+watch that the server accepted again after a broken one. A watch the server simply ended at its
+timeout, resumed without trouble, is not counted.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import structlog
 
 from jobqd.admission.kueue.kubeapi import Gone, KubeApi, KubeError, KubeUnavailable, Resource, status_error
 from jobqd.admission.kueue.mapping import name_of, rv_of
+from jobqd.metrics import WATCH_RECONNECTS
 
 log = structlog.get_logger("jobqd.kueue.watch")
 
@@ -162,6 +168,8 @@ async def list_then_watch(
     """
     while True:
         items, rv = await api.list(res)
+        if cache.lists:  # a relist: the watch is re-established from a fresh list
+            WATCH_RECONNECTS.labels(resource=res.plural).inc()
         cache.replace(items)
         backoff.reset()
         on_listed()
@@ -173,11 +181,15 @@ async def list_then_watch(
                     async for type_, obj in stream(api, res, resource_version=rv, timing=timing, rng=rng):
                         rv = rv_of(obj) or rv
                         if broken:
-                            log.info("watch resumed", resource=str(res), failures=broken)
+                            _resumed(res, broken)
                             broken = 0
                             backoff.reset()
                         if type_ in (ADDED, MODIFIED, DELETED):
                             cache.apply(type_, obj)
+                    if broken:  # the server accepted the watch again and ended it without events
+                        _resumed(res, broken)
+                        broken = 0
+                        backoff.reset()
                 except Gone:
                     raise
                 except (KubeUnavailable, KubeError) as err:
@@ -191,6 +203,11 @@ async def list_then_watch(
                     await asyncio.sleep(delay)
         except Gone as err:
             log.info("watch expired (410 Gone); relisting", resource=str(res), error=err.message)
+
+
+def _resumed(res: Resource, failures: int) -> None:
+    log.info("watch resumed", resource=str(res), failures=failures)
+    WATCH_RECONNECTS.labels(resource=res.plural).inc()
 
 
 # -- layer 1: forever ------------------------------------------------------------------------------
