@@ -17,6 +17,10 @@ Benchmarks (DESIGN §10; targets in the issues):
             them; baselines: an empty store's start, a GetJob round trip
   latency   submit→dispatch and submit→done of single noop tasks on idle nodes (p50/p99);
             baseline: a SubmitJob round trip alone
+  kueue     jobqd in kueue mode on the real kube-apiserver + Kueue (tools/kube-testenv; skipped
+            when not built; bench/kueue_bench.py): Admitted→first task assigned p50/p99 over 200
+            jobs, baseline Kueue's own create→Admitted; 500 one-task jobs through jobqd + Kueue,
+            baseline Kueue alone with a trivial owner script of plain Workloads
 Nothing here asserts: it reports. Timing assertions do not belong in tests.
 """
 
@@ -46,6 +50,7 @@ from jobq.v1 import types_pb2 as pb
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import jobqd, nodes, run_python
+from kueue_bench import bench_kueue
 
 Row = dict[str, Any]
 
@@ -451,6 +456,7 @@ BENCHES: dict[str, Callable[[bool], list[Row]]] = {
     "latency": bench_latency,
     "memory": bench_memory,
     "restart": bench_restart,
+    "kueue": bench_kueue,
 }
 
 
@@ -479,6 +485,9 @@ def main() -> int:
     meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "quick": args.quick}
     if args.json:
         print(json.dumps({"meta": meta, "results": rows}, indent=2))
+        return 0
+    if not rows:
+        print("\nno results")
         return 0
     w = max(len(r["benchmark"]) for r in rows)
     print(f"\n{'benchmark':<{w}}  {'jobq':>18}  {'baseline':>18}  {'ratio':>7}  {'target':>8}  baseline is")

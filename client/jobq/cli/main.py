@@ -7,7 +7,7 @@ option from ``JOBQ_<COMMAND>_<OPTION>`` (``JOBQ_SUBMIT_QUEUE``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -56,6 +56,12 @@ class JobqctlGroup(click.Group):
 )
 @click.option("--token", show_envvar=True, help="API token, sent as 'authorization: Bearer'.")
 @click.option(
+    "--token-file",
+    type=click.File("r"),
+    show_envvar=True,
+    help="Read the API token from this file (keeps it out of 'ps' and shell history).",
+)
+@click.option(
     "--tls-ca",
     type=click.Path(exists=True, dir_okay=False),
     show_envvar=True,
@@ -98,6 +104,7 @@ def cli(
     *,
     server: str,
     token: str | None,
+    token_file: TextIO | None,
     tls_ca: str | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -109,6 +116,12 @@ def cli(
     Exit codes: 0 ok; 1 job failed or canceled (wait, submit --wait) or jobqd refused the action;
     2 usage error or invalid input; 3 jobqd unreachable; 130 interrupted.
     """
+    if token_file is not None:  # wins over JOBQ_TOKEN; next to --token it is a mistake
+        if token and ctx.get_parameter_source("token") is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError("--token and --token-file: give one")
+        token = token_file.read().strip()
+        if not token:
+            raise click.UsageError(f"--token-file {token_file.name}: the file is empty")
     app = AppContext(
         server=server,
         timeout=timeout,

@@ -11,11 +11,12 @@ the command); an Abort stops the current command (ABORTED); otherwise COMPLETED.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -31,6 +32,8 @@ from jobq.node.commands import (
     ShellSpec,
     SleepSpec,
 )
+from jobq.node.identity import RunAs
+from jobq.node.limits import LimitSettings, limits_for, wrap
 from jobq.node.outbox import Outbox
 from jobq.node.output import last_progress, text_lines, truncate_line
 from jobq.node.plugins import CommandPlugin
@@ -59,6 +62,11 @@ class AttemptContext:
     max_line_bytes: int
     batch_lines: int
     batch_bytes: int
+    run_as: RunAs | None = None
+    """The user commands run as (None: the node's own)."""
+    limits: LimitSettings = field(default_factory=lambda: LimitSettings(memory="off"))
+    prlimit: str | None = None
+    """util-linux prlimit, needed (and found at start) when ``limits`` may limit anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +120,14 @@ class Attempt:
         specs: Sequence[CommandSpec],
         ctx: AttemptContext,
         on_done: Callable[[Attempt], None],
+        resources: Mapping[str, str] | None = None,
     ) -> None:
         self.task_id = task_id
         self.attempt = attempt
         self.job_id = job_id
         self._specs = specs
         self._ctx = ctx
+        self._rlimits = limits_for(resources or {}, ctx.limits) if ctx.prlimit else {}
         self._on_done = on_done
         self._abort: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._abort_reason = ""
@@ -256,6 +266,8 @@ class Attempt:
             if path.exists():  # left over by a node that crashed while running this attempt
                 shutil.rmtree(path, ignore_errors=True)
             path.mkdir(mode=0o700, parents=True)
+            if (user := self._ctx.run_as) is not None:
+                os.chown(path, user.uid, user.gid)
             self._work_dir = path
         return self._work_dir
 
@@ -270,6 +282,8 @@ class Attempt:
 
     def _child_env(self, extra: Mapping[str, str], work_dir: Path) -> dict[str, str]:
         env = dict(self._ctx.base_env)
+        if (user := self._ctx.run_as) is not None:
+            env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
         env.update(extra)
         env["JOBQ_TASK_ID"] = self.task_id
         env["JOBQ_JOB_ID"] = self.job_id
@@ -297,6 +311,10 @@ class Attempt:
                 executable = self._ctx.allowlist.check(argv[0], search_path=env.get("PATH"), cwd=run_dir)
             except CommandRefused as refused:
                 return Outcome(pb.UPDATE_KIND_FAILED, refused.exit_code, refused.message)
+        if self._rlimits and self._ctx.prlimit is not None:
+            # exec'd through prlimit: the command keeps its pid and process group
+            argv = wrap(self._ctx.prlimit, self._rlimits, executable, argv)
+            executable = self._ctx.prlimit
         try:
             result = await run_process(
                 argv=argv,
@@ -309,6 +327,7 @@ class Attempt:
                 sink=self._attempt_log(),
                 max_line_bytes=self._ctx.max_line_bytes,
                 on_start=self._set_process,
+                run_as=self._ctx.run_as,
             )
         except OSError as err:
             code = 127 if isinstance(err, FileNotFoundError) else 126

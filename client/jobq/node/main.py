@@ -15,10 +15,12 @@ import click
 import structlog
 
 from jobq.node.commands import BUILTIN_TYPES
+from jobq.node.limits import MEMORY_LIMITS, RLIMITS, LimitSettings, MemoryLimit, parse_rlimit
 from jobq.node.log_setup import LEVELS, configure_logging
 from jobq.node.plugins import CommandPlugin, load_plugins
-from jobq.node.service import NodeService, command_types
+from jobq.node.service import NodeService, command_types, isolation
 from jobq.node.settings import (
+    DEFAULT_ENV_PASSTHROUGH,
     ConnectionSettings,
     ExecutionSettings,
     NodeSettings,
@@ -83,6 +85,35 @@ def _positive_float(ctx: click.Context, param: click.Parameter, value: float) ->
 )
 @click.option("--keep-work-dirs", is_flag=True, help="Keep attempt working directories afterwards.")
 @click.option(
+    "--run-as",
+    metavar="USER",
+    show_default="the node's user",
+    help="Run commands as this user (name or uid); the node must run as root to switch.",
+)
+@click.option(
+    "--pass-env",
+    "pass_env",
+    multiple=True,
+    metavar="NAME",
+    help=(
+        "Also pass this variable of the node's environment to commands (repeatable; NAME_* for a "
+        f"prefix). Always passed: {' '.join(DEFAULT_ENV_PASSTHROUGH)}."
+    ),
+)
+@click.option(
+    "--memory-limit",
+    type=click.Choice(MEMORY_LIMITS),
+    default="data",
+    help="Which RLIMIT a task's memory request sets on each of its processes (off: none).",
+)
+@click.option(
+    "--rlimit",
+    "rlimits",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help=f"A fixed RLIMIT for every command, e.g. core=0, nofile=4096 (repeatable; {', '.join(RLIMITS)}).",
+)
+@click.option(
     "--grace-period",
     type=float,
     default=10.0,
@@ -90,7 +121,12 @@ def _positive_float(ctx: click.Context, param: click.Parameter, value: float) ->
     metavar="SECONDS",
     help="SIGTERM to SIGKILL delay on timeouts, shutdown, and aborts that carry none.",
 )
-@click.option("--token", metavar="TOKEN", help="Bearer token (role node). Prefer JOBQ_NODE_TOKEN.")
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    envvar=[f"{ENV_PREFIX}_TOKEN", "JOBQ_TOKEN"],
+    help="Bearer token (role node). Prefer JOBQ_NODE_TOKEN (or JOBQ_TOKEN) or --token-file.",
+)
 @click.option(
     "--token-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -101,6 +137,16 @@ def _positive_float(ctx: click.Context, param: click.Parameter, value: float) ->
     "--tls-ca",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="CA bundle for jobqd's certificate (implies --tls).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Client certificate for mutual TLS (with --tls-key; implies --tls).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Private key of --tls-cert.",
 )
 @click.option(
     "--keepalive",
@@ -126,11 +172,17 @@ def cli(
     allow_shell: bool,
     work_dir: Path,
     keep_work_dirs: bool,
+    run_as: str | None,
+    pass_env: tuple[str, ...],
+    memory_limit: MemoryLimit,
+    rlimits: tuple[str, ...],
     grace_period: float,
     token: str | None,
     token_file: Path | None,
     tls: bool,
     tls_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
     keepalive: float,
     log_level: str,
 ) -> None:
@@ -144,13 +196,21 @@ def cli(
     try:
         if token_file is not None:
             token = token_file.read_text().strip()
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("--tls-cert and --tls-key: give both (mutual TLS) or neither")
         settings = NodeSettings(
             name=name,
             labels=parse_labels(labels),
             slots=slots,
             capacity=build_capacity(slots=slots, cpu=cpu, memory=memory, gpu=gpu),
             connection=ConnectionSettings(
-                server=server, token=token or None, tls=tls, tls_ca=tls_ca, keepalive_s=keepalive
+                server=server,
+                token=token or None,
+                tls=tls,
+                tls_ca=tls_ca,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                keepalive_s=keepalive,
             ),
             execution=ExecutionSettings(
                 work_dir=work_dir.expanduser().absolute(),
@@ -159,6 +219,9 @@ def cli(
                 allow_commands=parse_list(allow_commands),
                 allow_shell=allow_shell,
                 task_types=parse_list(task_types),
+                env_passthrough=(*DEFAULT_ENV_PASSTHROUGH, *parse_list(pass_env)),
+                run_as=run_as or None,
+                limits=LimitSettings(memory=memory_limit, fixed=dict(parse_rlimit(r) for r in rlimits)),
             ),
             log_level=log_level.lower(),
         )
@@ -169,6 +232,7 @@ def cli(
         for pattern in settings.execution.allow_commands:
             if not pattern.startswith("/"):
                 raise ValueError(f"--allow-command {pattern!r}: must be an absolute path glob")
+        isolation(settings.execution)
     except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from err
     raise SystemExit(asyncio.run(_run(settings, plugins)))

@@ -95,6 +95,7 @@ class Node:
             specs=specs,
             ctx=self._ctx,
             on_done=self._attempt_done,
+            resources=assign.resources,
         )
         self._attempts[key] = attempt
         self._all_done.clear()

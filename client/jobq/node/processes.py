@@ -22,10 +22,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
+from jobq.node.identity import RunAs
 from jobq.node.output import LineSplitter, last_progress, parse_progress
 
 log = structlog.get_logger(__name__)
@@ -185,13 +186,17 @@ async def run_process(
     sink: LineWriter,
     max_line_bytes: int,
     on_start: RunningCallback | None = None,
+    run_as: RunAs | None = None,
 ) -> ProcessResult:
     """Run one command to its end; its output goes to ``sink`` line by line.
 
     ``abort`` resolves (with a grace period, seconds) when the attempt is aborted. Raises OSError if
-    the program cannot be started at all.
+    the program cannot be started at all. ``run_as`` switches user and groups before exec.
     """
     loop = asyncio.get_running_loop()
+    switch: dict[str, Any] = {}
+    if run_as is not None:
+        switch = {"user": run_as.uid, "group": run_as.gid, "extra_groups": list(run_as.groups)}
     transport, reader = await loop.subprocess_exec(
         lambda: _PipeReader(loop),
         *argv,
@@ -202,6 +207,7 @@ async def run_process(
         env=dict(env),
         cwd=cwd,
         start_new_session=True,
+        **switch,
     )
     pgid = transport.get_pid()
     if on_start is not None:

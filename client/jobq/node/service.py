@@ -23,11 +23,13 @@ import structlog
 from jobq.node.allowlist import Allowlist
 from jobq.node.attempts import AttemptContext, scrubbed_environment
 from jobq.node.batching import Flusher
-from jobq.node.commands import BUILTIN_TYPES
+from jobq.node.commands import BUILTIN_TYPES, PROCESS_TYPES
+from jobq.node.identity import RunAs, describe_user, resolve_run_as, unreachable_parent
+from jobq.node.limits import find_prlimit
 from jobq.node.node import Node
 from jobq.node.outbox import Outbox
 from jobq.node.plugins import CommandPlugin
-from jobq.node.settings import ConnectionSettings, NodeSettings
+from jobq.node.settings import ConnectionSettings, ExecutionSettings, NodeSettings
 from jobq.node.streaming import Stream
 from jobq.v1 import node_service_pb2 as pb
 
@@ -78,10 +80,32 @@ def make_channel(conn: ConnectionSettings) -> grpc.aio.Channel:
             ("grpc.keepalive_timeout_ms", int(conn.keepalive_timeout_s * 1000)),
             ("grpc.http2.max_pings_without_data", 0),
         ]
-    if conn.tls or conn.tls_ca is not None:
-        roots = conn.tls_ca.read_bytes() if conn.tls_ca is not None else None
-        return grpc.aio.secure_channel(conn.server, grpc.ssl_channel_credentials(roots), options=options)
+    if conn.tls or conn.tls_ca is not None or conn.tls_cert is not None:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=conn.tls_ca.read_bytes() if conn.tls_ca is not None else None,
+            private_key=conn.tls_key.read_bytes() if conn.tls_key is not None else None,
+            certificate_chain=conn.tls_cert.read_bytes() if conn.tls_cert is not None else None,
+        )
+        return grpc.aio.secure_channel(conn.server, credentials, options=options)
     return grpc.aio.insecure_channel(conn.server, options=options)
+
+
+def isolation(ex: ExecutionSettings) -> tuple[RunAs | None, str | None]:
+    """The user commands run as and the prlimit to apply limits with, checked: raises ValueError
+    when the node cannot do what it was configured to (so it refuses to start, not every task)."""
+    run_as = resolve_run_as(ex.run_as)
+    if run_as is not None and (blocked := unreachable_parent(ex.work_dir, run_as)) is not None:
+        raise ValueError(
+            f"--run-as {ex.run_as}: {run_as.name} cannot reach the work dir {ex.work_dir} "
+            f"({blocked} is not searchable for it); use a --work-dir it can reach, e.g. under /var/lib"
+        )
+    prlimit = find_prlimit() if ex.limits.may_limit else None
+    if ex.limits.may_limit and prlimit is None:
+        raise ValueError(
+            "resource limits need util-linux prlimit, which is not on PATH: install util-linux, "
+            "or start with --memory-limit off and no --rlimit"
+        )
+    return run_as, prlimit
 
 
 def install_child_watcher() -> None:
@@ -126,10 +150,15 @@ class NodeService:
         s = self._settings
         structlog.contextvars.bind_contextvars(node=s.name)
         install_child_watcher()
+        run_as, prlimit = isolation(s.execution)
         s.execution.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if run_as is not None:  # its attempt directories inside must be reachable, not listable
+            s.execution.work_dir.chmod(0o711)
         allowlist = Allowlist.of(s.execution.allow_commands)
         if not allowlist.restricts and "exec" in self._types:
-            log.warning("no --allow-command given: exec may run any program as this user")
+            log.warning("no --allow-command given: exec may run any program", user=_user(run_as))
+        if run_as is None and os.geteuid() == 0 and PROCESS_TYPES.intersection(self._types):
+            log.warning("running as root without --run-as: commands run as root")
         out = s.output
         outbox = Outbox(
             log_budget_bytes=out.buffer_bytes, max_updates=out.max_buffered_updates, hold_s=out.hold_s
@@ -148,6 +177,9 @@ class NodeService:
             max_line_bytes=out.max_line_bytes,
             batch_lines=out.batch_lines,
             batch_bytes=out.batch_bytes,
+            run_as=run_as,
+            limits=s.execution.limits,
+            prlimit=prlimit,
         )
         node = self._node = Node(
             ctx=ctx, slots=s.slots, command_types=self._types, shell_allowed=s.execution.allow_shell
@@ -171,6 +203,9 @@ class NodeService:
             slots=s.slots,
             command_types=list(self._types),
             work_dir=str(s.execution.work_dir),
+            user=_user(run_as),
+            memory_limit=s.execution.limits.memory,
+            rlimits=dict(s.execution.limits.fixed),
             version=node_version(),
         )
         background = [
@@ -227,3 +262,7 @@ class NodeService:
             running=node.in_flight(),
             version=node_version(),
         )
+
+
+def _user(run_as: RunAs | None) -> str:
+    return describe_user(os.geteuid() if run_as is None else run_as.uid)

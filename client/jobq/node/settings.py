@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobq.node.backoff import Backoff
+from jobq.node.limits import LimitSettings
 from jobq.node.output import MAX_LINE_BYTES
 
 DEFAULT_ENV_PASSTHROUGH = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR")
@@ -36,6 +37,10 @@ class ConnectionSettings:
     """Use TLS (with the system's CA roots unless ``tls_ca`` is given)."""
     tls_ca: Path | None = None
     """CA bundle to verify jobqd's certificate; implies ``tls``."""
+    tls_cert: Path | None = None
+    """Client certificate for mutual TLS (with ``tls_key``); implies ``tls``."""
+    tls_key: Path | None = None
+    """Private key of ``tls_cert``."""
     heartbeat_s: float = 5.0
     """Heartbeat interval until jobqd's Welcome says otherwise (jobqd's default is the same)."""
     connect_timeout_s: float = 10.0
@@ -71,6 +76,10 @@ class ExecutionSettings:
     """Restrict the command types this node advertises and runs; empty = all it has."""
     env_passthrough: tuple[str, ...] = DEFAULT_ENV_PASSTHROUGH
     """Names (``LC_*`` = prefix) of the node's environment variables commands inherit."""
+    run_as: str | None = None
+    """User (name or uid) commands run as; only a node running as root can switch."""
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    """RLIMIT_* of command processes (jobq.node.limits)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import random
 import time
 from collections import Counter
@@ -43,7 +44,7 @@ from jobqd.domain import admission as amath
 from jobqd.domain.errors import InvalidArgument, NotFound
 from jobqd.domain.labels import queue_name_problem
 from jobqd.domain.model import Job
-from jobqd.domain.states import AdmissionPhase
+from jobqd.domain.states import TERMINAL_JOB, AdmissionPhase, JobStatus
 from jobqd.settings import AdmissionSettings
 from jobqd.store.writer import WriteSet
 
@@ -81,6 +82,11 @@ class KueueTiming:
     eviction_poll_s: float = 0.05
 
 
+RANK_RELEASE, RANK_LATER = 0, 1
+#: job statuses whose Workload writes give quota back (Finished, or spec.active=false)
+RELEASING = TERMINAL_JOB | {JobStatus.CANCEL_REQUESTED, JobStatus.PAUSE_REQUESTED, JobStatus.PAUSED}
+
+
 class KueueAdmission:
     """The Admission protocol over Kueue, plus the read-only queue book and flavor node labels."""
 
@@ -113,9 +119,12 @@ class KueueAdmission:
         #: jobs without a Workload because Kubernetes cannot take it yet (its WorkloadPriorityClass
         #: is missing, the create was refused): inadmissible, planned again later
         self._blocked: set[str] = set()
-        #: jobs to (re)plan: a queue the reconcile workers take from, and what is in it
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
+        #: jobs to (re)plan: a queue the reconcile workers take from (rank, order, job id), and
+        #: what is in it (job id → best rank queued; an entry whose job is no longer here, or
+        #: queued again at a better rank, is skipped)
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        self._queued: dict[str, int] = {}
+        self._order = itertools.count()
         #: jobs being planned now, and those marked again meanwhile
         self._busy: set[str] = set()
         self._again: set[str] = set()
@@ -393,9 +402,20 @@ class KueueAdmission:
         """Plan `job_id` again (soon; once more after the pass in progress, if there is one)."""
         if job_id in self._busy:
             self._again.add(job_id)
-        elif job_id not in self._queued:
-            self._queued.add(job_id)
-            self._queue.put_nowait(job_id)
+            return
+        rank = self._rank(job_id)
+        if self._queued.get(job_id, RANK_LATER + 1) > rank:
+            self._queued[job_id] = rank
+            self._queue.put_nowait((rank, next(self._order), job_id))
+
+    def _rank(self, job_id: str) -> int:
+        """Writes that give quota back to Kueue (Finished, inactive, a cleared eviction, a deleted
+        job) go before the rest: with hundreds of creates queued, a finished job's quota would
+        otherwise wait behind all of them while admitted work could already be running."""
+        job = self._engine.jobs.get(job_id) if self._engine is not None else None
+        if job is None or job_id in self._evicted or job.status in RELEASING:
+            return RANK_RELEASE
+        return RANK_LATER
 
     async def _reconcile_forever(self) -> None:
         # plan nothing before the first lists: an unlisted Workload would look missing
@@ -414,8 +434,10 @@ class KueueAdmission:
 
     async def _worker(self) -> None:
         while True:
-            job_id = await self._queue.get()
-            self._queued.discard(job_id)
+            rank, _, job_id = await self._queue.get()
+            if self._queued.get(job_id) != rank:
+                continue  # done already, or queued again ahead of this entry
+            del self._queued[job_id]
             self._busy.add(job_id)
             try:
                 await self._reconcile_job(job_id)

@@ -73,13 +73,17 @@ class PeerSession:
         )
 
     def assign(
-        self, task_id: str, *commands: types_pb2.Command, attempt: int = 1, job_id: str = "job1"
+        self,
+        task_id: str,
+        *commands: types_pb2.Command,
+        attempt: int = 1,
+        job_id: str = "job1",
+        resources: dict[str, str] | None = None,
     ) -> None:
-        self.send(
-            pb.ServerMessage(
-                assign=pb.Assign(task_id=task_id, attempt=attempt, job_id=job_id, commands=commands)
-            )
+        assign = pb.Assign(
+            task_id=task_id, attempt=attempt, job_id=job_id, commands=commands, resources=resources or {}
         )
+        self.send(pb.ServerMessage(assign=assign))
 
     def abort(self, task_id: str, *, attempt: int = 1, grace_ms: int = 0, reason: str = "test") -> None:
         self.send(

@@ -63,7 +63,7 @@ def test_tls_serves_clients_and_nodes_and_refuses_plaintext(
 
 
 def test_mutual_tls_needs_a_client_certificate_from_the_given_ca(
-    jobqd_factory: Callable[..., Jobqd], pki: Pki
+    jobqd_factory: Callable[..., Jobqd], pki: Pki, node_factory: Callable[..., NodeProc]
 ) -> None:
     d = jobqd_factory(
         "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), "--tls-client-ca", str(pki.ca)
@@ -78,6 +78,26 @@ def test_mutual_tls_needs_a_client_certificate_from_the_given_ca(
         assert list_jobs(other) == grpc.StatusCode.UNAVAILABLE
     with grpc.insecure_channel(d.address) as plain:
         assert list_jobs(plain) == grpc.StatusCode.UNAVAILABLE
+    # a node presents its certificate (jobq-node --tls-cert/--tls-key) and runs a task
+    node_factory(
+        d.address,
+        "n1",
+        "--tls-ca",
+        str(pki.ca),
+        "--tls-cert",
+        str(pki.client_cert),
+        "--tls-key",
+        str(pki.client_key),
+    )
+    with open_channel(d.address, tls_ca=pki.ca, tls_cert=pki.client_cert, tls_key=pki.client_key) as ch:
+        jobs = js_grpc.JobServiceStub(ch)
+        job = jobs.SubmitJob(
+            js.SubmitJobRequest(spec=pb.JobSpec(name="t", tasks=[pb.TaskSpec(commands=[sh("true")])]))
+        ).job
+        eventually(
+            lambda: jobs.GetJob(js.GetJobRequest(job_id=job.id)).job.status == pb.JOB_STATUS_COMPLETED,
+            what="the job to complete with a node on mutual TLS",
+        )
     assert d.proc is not None and d.proc.poll() is None
 
 

@@ -276,6 +276,32 @@ def test_server_and_token_come_from_the_environment(jobqd: FakeJobqd) -> None:
     assert jobqd.last("SubmitJob").spec.queue == "from-env"
 
 
+def test_token_file_wins_over_the_environment_and_conflicts_with_token(
+    jobqd: FakeJobqd, tmp_path: Path
+) -> None:
+    jobqd.replies["ListNodes"] = node_service_pb2.ListNodesResponse()
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    env = {"JOBQ_SERVER": jobqd.address, "JOBQ_TOKEN": "from-env"}
+
+    result = CliRunner().invoke(cli, ["--token-file", str(token_file), "nodes"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert jobqd.metadata["ListNodes"][-1]["authorization"] == "Bearer from-file"
+
+    result = CliRunner().invoke(cli, ["--token", "x", "--token-file", str(token_file), "nodes"], env=env)
+    assert result.exit_code == 2
+    assert "--token and --token-file: give one" in result.stderr
+
+    token_file.write_text("  \n")
+    result = CliRunner().invoke(cli, ["--token-file", str(token_file), "nodes"], env=env)
+    assert result.exit_code == 2
+    assert "the file is empty" in result.stderr
+
+    result = CliRunner().invoke(cli, ["--token-file", str(tmp_path / "missing"), "nodes"], env=env)
+    assert result.exit_code == 2
+    assert "No such file or directory" in result.stderr
+
+
 def test_an_unreachable_server_is_exit_3() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ import pytest
 
 from jobqd.admission.kueue import mapping as m
 from jobqd.admission.kueue.backend import UNKNOWN_FLAVOR_LABEL, KueueAdmission
+from jobqd.admission.kueue.kubeapi import KubeError
 from jobqd.domain.errors import InvalidArgument, NotFound
 from jobqd.domain.model import CommandDef, Job, JobDef, TaskDef
 from jobqd.domain.states import AdmissionPhase, JobStatus, TaskStatus
@@ -176,3 +177,55 @@ def test_queues_are_the_namespaces_local_queues(shape: Shape) -> None:
     assert kueue.queue("lq")[0] == d
     with pytest.raises(NotFound):
         kueue.queue("missing")
+
+
+class PatchApi:
+    """Only merge patches, answered from `answers` (an exception to raise, or the patched object)."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+
+    async def merge_patch(self, namespace: str, plural: str, name: str, patch: dict[str, Any]) -> Any:
+        self.patches.append((name, patch))
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+async def test_set_priority_patches_the_workload_and_a_refusal_is_not_retried(shape: Shape) -> None:
+    farm = Farm()
+    job = await farm.submit()
+    wl = shape("pending_insufficient_quota")
+    wl["spec"].pop("priorityClassRef")
+    wl["spec"]["priority"] = 0
+    farm.event(job, wl, "ADDED")
+    name = m.workload_name(job.id, job.generation)
+    refused = KubeError(422, "Invalid", "spec.priority: Forbidden")
+    api = PatchApi(refused, {"metadata": {"name": name, "resourceVersion": "9"}})
+    farm.kueue._api = api  # type: ignore[assignment]
+
+    farm.kueue._queued.clear()
+    await farm.engine.set_priority(job.id, 5)
+    assert job.id in farm.kueue._queued  # job_changed: planned again
+    await farm.kueue._reconcile_job(job.id)  # refused: logged, not raised (no retry loop)
+    assert api.patches == [(name, {"spec": {"priority": 5}})]
+    await farm.kueue._reconcile_job(job.id)
+    assert len(api.patches) == 1  # the same refused value is not asked again
+
+    await farm.engine.set_priority(job.id, 6)  # a newer change is tried
+    await farm.kueue._reconcile_job(job.id)
+    assert api.patches[1:] == [(name, {"spec": {"priority": 6}})]
+
+
+async def test_set_priority_retries_a_transient_failure(shape: Shape) -> None:
+    farm = Farm()
+    job = await farm.submit()
+    wl = shape("admitted")
+    wl["spec"].pop("priorityClassRef")
+    farm.event(job, wl, "ADDED")
+    farm.kueue._api = PatchApi(KubeError(500, "InternalError", "webhook down"))  # type: ignore[assignment]
+    await farm.engine.set_priority(job.id, 1)
+    with pytest.raises(KubeError):  # the worker schedules a retry for it
+        await farm.kueue._reconcile_job(job.id)

@@ -15,6 +15,7 @@ from jobqd.admission.kueue.reconcile import (
     Delete,
     Finish,
     SetActive,
+    SetPriority,
     plan,
 )
 from jobqd.domain.model import Job, JobDef, TaskDef
@@ -171,3 +172,36 @@ def test_a_workload_finished_behind_jobqds_back_is_replaced(shape: Shape) -> Non
     assert run(job(J.QUEUED), wl) == [
         Delete(wl["metadata"]["name"], wl["metadata"]["uid"], "finished while its job is not")
     ]
+
+
+# -- priority changes (jobqctl priority) -------------------------------------------------------------
+
+
+def classless(wl: dict[str, Any], priority: int) -> dict[str, Any]:
+    """The Workload of a job without a WorkloadPriorityClass: no reference, its own priority."""
+    wl["spec"].pop("priorityClassRef", None)
+    wl["spec"]["priority"] = priority
+    return named(wl)
+
+
+@pytest.mark.parametrize(
+    ("status", "admission", "shape_name"),
+    [
+        (J.QUEUED, A.SUBMITTED, "pending_insufficient_quota"),
+        (J.ACTIVE, A.ADMITTED, "admitted"),
+    ],
+)
+def test_a_changed_priority_is_written_to_a_classless_workload(
+    shape: Shape, status: JobStatus, admission: AdmissionPhase, shape_name: str
+) -> None:
+    wl = classless(shape(shape_name), 0)
+    assert run(job(status, admission, priority=0), wl) == []
+    assert run(job(status, admission, priority=7), wl) == [SetPriority(f"jobq-{JOB_ID}-1", 7)]
+
+
+def test_priority_is_left_alone_with_a_priority_class_or_once_finished(shape: Shape) -> None:
+    # the class decides (its value was resolved at creation); the job's own number does not apply
+    assert run(job(J.ACTIVE, A.ADMITTED, priority=7, priority_class="low"), named(shape("admitted"))) == []
+    assert run(job(J.ACTIVE, A.ADMITTED, priority=7), named(shape("admitted"))) == []  # referenced class
+    wl = classless(shape("finished_succeeded"), 0)
+    assert run(job(J.COMPLETED, A.FINISHED, priority=7), wl) == []

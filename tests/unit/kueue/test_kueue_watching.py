@@ -12,6 +12,7 @@ import pytest
 
 from jobqd.admission.kueue.kubeapi import KubeError, KubeUnavailable, Resource
 from jobqd.admission.kueue.watching import Backoff, Cache, WatchTiming, watch_forever
+from jobqd.metrics import REGISTRY
 
 FAST = WatchTiming(watch_timeout_s=5, read_timeout_s=7.0, backoff_initial_s=0.001, backoff_max_s=0.002)
 
@@ -54,6 +55,10 @@ class ScriptedApi:
             yield event
 
 
+def reconnects(resource: str = "workloads") -> float:
+    return REGISTRY.get_sample_value("jobq_watch_reconnects_total", {"resource": resource}) or 0.0
+
+
 async def follow(api: ScriptedApi, cache: Cache) -> None:
     task = asyncio.create_task(
         watch_forever(api, Resource("workloads", "ns"), cache, timing=FAST, rng=random.Random(1))  # type: ignore[arg-type]
@@ -74,6 +79,7 @@ async def test_resumes_from_bookmarks_and_after_a_broken_stream_and_relists_only
         on_event=lambda t, o, old: seen.append((t, o["metadata"]["name"], o["metadata"]["resourceVersion"])),
         on_synced=lambda: listed.append(len(seen)),
     )
+    before = reconnects()
     api = ScriptedApi(
         lists=[([obj("a", "1"), obj("b", "2")], "10"), ([obj("b", "2"), obj("c", "21")], "30")],
         watches=[
@@ -103,16 +109,32 @@ async def test_resumes_from_bookmarks_and_after_a_broken_stream_and_relists_only
     ]
     assert listed == [2, 7] and cache.synced.is_set()
     assert sorted(cache.objects) == ["b", "c"]
+    # re-established twice: the watch accepted again after two breaks, and the relist after 410
+    # (the first list and the renewal after the server ended the watch are not reconnects)
+    assert reconnects() - before == 2
 
 
 async def test_a_failing_list_is_retried_for_ever() -> None:
     cache = Cache("workloads")
+    before = reconnects()
     api = ScriptedApi(
         lists=[KubeUnavailable("refused"), KubeError(403, "Forbidden", "no"), ([obj("a", "1")], "5")],
         watches=[],
     )
     await follow(api, cache)
     assert api.list_calls == 3 and list(cache.objects) == ["a"]
+    assert reconnects() == before  # never connected before: the first list is no reconnect
+
+
+async def test_a_relist_after_a_failed_watch_counts_as_a_reconnect() -> None:
+    cache = Cache("workloads")
+    before = reconnects()
+    api = ScriptedApi(
+        lists=[([obj("a", "1")], "5"), ([obj("a", "1")], "6")],
+        watches=[KubeError(403, "Forbidden", "rbac changed")],  # not transient: relist
+    )
+    await follow(api, cache)
+    assert api.list_calls == 2 and reconnects() - before == 1
 
 
 async def test_a_bad_event_handler_does_not_stop_the_watch() -> None:
