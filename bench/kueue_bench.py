@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -128,6 +128,21 @@ def _cond_true(obj: dict[str, Any], type_: str) -> bool:
 # -- an independent watch on Workloads ------------------------------------------------------------
 
 
+class _Follower:
+    """Something that follows a stream in a background task from `__aenter__` to `__aexit__`."""
+
+    _task: asyncio.Task[None] | None = None
+
+    def _follow(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._task = asyncio.create_task(coro)
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
 @dataclass
 class Seen:
     added: float = 0.0  # receipt of the first event for it
@@ -137,7 +152,7 @@ class Seen:
     obj: dict[str, Any] = field(default_factory=dict)
 
 
-class WorkloadWatch:
+class WorkloadWatch(_Follower):
     """Receipt times of Workload transitions in one namespace (time.time(), this process)."""
 
     def __init__(
@@ -150,18 +165,11 @@ class WorkloadWatch:
         self.seen: dict[str, Seen] = {}
         self.changed = asyncio.Event()
         self.on_change = on_change
-        self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> WorkloadWatch:
         _, rv = await self.api.list(self.res)
-        self._task = asyncio.create_task(self._run(rv))
+        self._follow(self._run(rv))
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     async def _run(self, rv: str) -> None:
         while True:
@@ -214,7 +222,7 @@ class JobTimes:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class JobEvents:
+class JobEvents(_Follower):
     """jobqd's events, per job, from one WatchEvents stream."""
 
     def __init__(self, stub: Any) -> None:
@@ -223,7 +231,6 @@ class JobEvents:
         self.completed = 0
         self.all_done = asyncio.Event()
         self.expect = 0
-        self._task: asyncio.Task[None] | None = None
 
     def job(self, job_id: str) -> JobTimes:
         return self.jobs.setdefault(job_id, JobTimes())
@@ -232,15 +239,9 @@ class JobEvents:
         types = [pb.EVENT_TYPE_JOB_ADMISSION_CHANGED, pb.EVENT_TYPE_TASK_STATUS_CHANGED,
                  pb.EVENT_TYPE_JOB_STATUS_CHANGED]  # fmt: skip
         call = self.stub.WatchEvents(js.WatchEventsRequest(after_sequence=-1, types=types))
-        self._task = asyncio.create_task(self._run(call))
+        self._follow(self._run(call))
         await asyncio.sleep(0.2)  # the stream is registered before the first submit
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     async def _run(self, call: Any) -> None:
         async for resp in call:

@@ -113,7 +113,19 @@ async def load_api_client(kubeconfig: str) -> Any:
     except (ConfigException, OSError, ValueError, KeyError, TypeError) as err:
         where = kubeconfig or "the in-cluster service account"
         raise KubeUnavailable(f"cannot load the Kubernetes configuration from {where}: {err}") from err
-    return client.ApiClient(configuration=cfg)
+    api_client = client.ApiClient(configuration=cfg)
+    if not any(os.environ.get(name) for name in PROXY_VARIABLES):
+        # kubernetes_asyncio's session has trust_env=True, which makes aiohttp look up proxy
+        # variables and read ~/.netrc in a worker thread on every request — a quarter of the CPU
+        # of each Workload write in a profile. Kept on when a proxy variable is set (kubectl honours
+        # them too); netrc never holds Kubernetes credentials.
+        session = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
+        if session is not None and hasattr(session, "_trust_env"):
+            session._trust_env = False
+    return api_client
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 class KubeApi:

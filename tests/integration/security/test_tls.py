@@ -32,6 +32,17 @@ def list_jobs(channel: grpc.Channel) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+def run_one_job(channel: grpc.Channel, how: str) -> None:
+    """Submit a one-task job and wait until a node completed it."""
+    jobs = js_grpc.JobServiceStub(channel)
+    spec = pb.JobSpec(name="t", tasks=[pb.TaskSpec(commands=[sh("true")])])
+    job = jobs.SubmitJob(js.SubmitJobRequest(spec=spec)).job
+    eventually(
+        lambda: jobs.GetJob(js.GetJobRequest(job_id=job.id)).job.status == pb.JOB_STATUS_COMPLETED,
+        what=f"the job to complete {how}",
+    )
+
+
 def test_tls_serves_clients_and_nodes_and_refuses_plaintext(
     jobqd_factory: Callable[..., Jobqd], pki: Pki, tmp_path: Path, node_factory: Callable[..., NodeProc]
 ) -> None:
@@ -50,14 +61,7 @@ def test_tls_serves_clients_and_nodes_and_refuses_plaintext(
     # a node over TLS (jobq-node --tls-ca) runs a task
     node_factory(d.address, "n1", "--tls-ca", str(pki.ca))
     with open_channel(d.address, tls_ca=pki.ca) as ch:
-        jobs = js_grpc.JobServiceStub(ch)
-        job = jobs.SubmitJob(
-            js.SubmitJobRequest(spec=pb.JobSpec(name="t", tasks=[pb.TaskSpec(commands=[sh("true")])]))
-        ).job
-        eventually(
-            lambda: jobs.GetJob(js.GetJobRequest(job_id=job.id)).job.status == pb.JOB_STATUS_COMPLETED,
-            what="the job to complete over TLS",
-        )
+        run_one_job(ch, "over TLS")
     assert d.proc is not None and d.proc.poll() is None
     assert "Traceback" not in d.log_path.read_text()
 
@@ -90,14 +94,7 @@ def test_mutual_tls_needs_a_client_certificate_from_the_given_ca(
         str(pki.client_key),
     )
     with open_channel(d.address, tls_ca=pki.ca, tls_cert=pki.client_cert, tls_key=pki.client_key) as ch:
-        jobs = js_grpc.JobServiceStub(ch)
-        job = jobs.SubmitJob(
-            js.SubmitJobRequest(spec=pb.JobSpec(name="t", tasks=[pb.TaskSpec(commands=[sh("true")])]))
-        ).job
-        eventually(
-            lambda: jobs.GetJob(js.GetJobRequest(job_id=job.id)).job.status == pb.JOB_STATUS_COMPLETED,
-            what="the job to complete with a node on mutual TLS",
-        )
+        run_one_job(ch, "with a node on mutual TLS")
     assert d.proc is not None and d.proc.poll() is None
 
 
