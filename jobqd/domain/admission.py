@@ -144,7 +144,11 @@ def plan_queue(queue: QueueDef, jobs: Iterable[Candidate]) -> QueuePlan:
 def _pick_victims(
     queue: QueueDef, usage: Mapping[str, int], cand: Candidate, holders: Sequence[Candidate]
 ) -> list[Candidate] | None:
-    """The fewest lowest-priority, newest admitted jobs whose eviction lets `cand` fit, or None."""
+    """Lower-priority admitted jobs whose eviction lets `cand` fit (None: no such set).
+
+    As Kueue does: take the lowest priorities, newest first, until `cand` fits; then, going back
+    from the last but one taken, keep every victim `cand` can fit beside — a big old job evicted
+    late can make the small new ones taken before it unnecessary."""
     trial = dict(usage)
     victims: list[Candidate] = []
     for h in holders:
@@ -153,5 +157,15 @@ def _pick_victims(
         victims.append(h)
         _add(trial, h.request, -1)
         if _shortfall(queue.quotas, trial, cand.request) is None:
-            return victims
-    return None
+            break
+    else:
+        return None
+    if not victims or _shortfall(queue.quotas, trial, cand.request) is not None:
+        return None
+    for v in reversed(victims[:-1]):
+        _add(trial, v.request)
+        if _shortfall(queue.quotas, trial, cand.request) is None:
+            victims.remove(v)  # not needed after all
+        else:
+            _add(trial, v.request, -1)
+    return victims

@@ -157,7 +157,7 @@ HOLDERS = [
     [
         (1, 5, ["low-new"]),  # the newest of the lowest priority, and only it
         (2, 5, ["low-new", "low-old"]),
-        (3, 5, ["low-new", "low-old", "mid"]),
+        (3, 5, ["low-new", "mid"]),  # mid was needed; then low-old, taken before it, is not
         (4, 5, ["low-new", "low-old", "mid"]),
         (1, 1, ["low-new"]),  # priority 1 may evict priority 0 …
         (2, 1, ["low-new", "low-old"]),
@@ -178,6 +178,25 @@ def test_lower_priority_preemption(need: int, priority: int, victims: list[str])
     else:
         assert plan.admit == []
         assert "insufficient unused quota for cpu" in plan.waiting["new"]
+
+
+def test_victims_made_unnecessary_by_a_later_one_are_kept() -> None:
+    holders = [
+        running("big-old", 3, priority=0, seq=1),
+        running("small-a", 1, priority=0, seq=2),
+        running("small-b", 1, priority=0, seq=3),
+    ]
+    # greedy, newest first: small-b, small-a, then big-old — after which both small ones fit again
+    plan = plan_queue(
+        queue(5, preemption=Preemption.LOWER_PRIORITY), [*holders, waiting("new", 3, priority=1, seq=9)]
+    )
+    assert [v for v, _ in plan.evict] == ["big-old"]
+    assert plan.admit == ["new"]
+    # needing 4: big-old and the newest small one; small-a (taken before big-old) is kept
+    plan = plan_queue(
+        queue(5, preemption=Preemption.LOWER_PRIORITY), [*holders, waiting("new", 4, priority=1, seq=9)]
+    )
+    assert [v for v, _ in plan.evict] == ["small-b", "big-old"]
 
 
 def test_a_free_quota_needs_no_preemption() -> None:
