@@ -151,6 +151,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
+    handler.addFilter(_late_status_filter)
     setattr(handler, _HANDLER_MARK, True)
 
     root = logging.getLogger()
@@ -227,6 +228,20 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _late_status_filter(record: logging.LogRecord) -> bool:
+    """grpc logs ERROR with a traceback when a handler's final status cannot be sent because the
+    transport already ended the call — the peer went away, or grpc itself refused an over-limit
+    message and failed the stream. Nothing is lost then (the peer has its status, jobqd's state is
+    unchanged), so it is a warning without the traceback, not an error."""
+    if record.name == "grpc._cython.cygrpc" and str(record.msg).startswith(
+        "ExecuteBatchError raised in core"
+    ):
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = "a stream ended before its final status could be sent: " + str(record.msg)
+        record.exc_info = record.exc_text = None
+    return True
 
 
 def _set_level(name: str, level: int) -> None:

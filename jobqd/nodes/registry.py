@@ -179,6 +179,7 @@ class NodeRegistry:
                 welcome=ns.Welcome(
                     heartbeat_interval_ms=int(self.settings.heartbeat_interval_s * 1000),
                     node_timeout_ms=int(self.settings.node_timeout_s * 1000),
+                    batches=True,
                 )
             )
         )
@@ -261,6 +262,15 @@ class NodeRegistry:
             self.on_update(node, msg.update)
         elif kind == "log":
             self.on_log(node, msg.log)
+        elif kind == "batch":
+            for inner in msg.batch.messages:
+                inner_kind = inner.WhichOneof("msg")
+                if inner_kind == "update":
+                    self.on_update(node, inner.update)
+                elif inner_kind == "log":
+                    self.on_log(node, inner.log)
+                elif inner_kind != "heartbeat":  # a heartbeat's news is the message itself
+                    log.warning("ignored in a batch", node=node.name, kind=inner_kind)
         elif kind == "hello":
             log.warning("second hello on one stream ignored", node=node.name)
 

@@ -58,11 +58,18 @@ class NodeServicer(ns_grpc.NodeServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, err.message)
         session = node.session
         reader = asyncio.create_task(self._read(context, node, outbox), name=f"node-reader:{node.name}")
+        batches = first.hello.batches
         try:
             while True:
                 msg = await outbox.get()
                 if msg is None:
                     break
+                if batches and not outbox.empty() and not msg.HasField("welcome"):
+                    msg, end = _batch(msg, outbox)
+                    await context.write(msg)
+                    if end:
+                        break
+                    continue
                 await context.write(msg)
         finally:
             reader.cancel()
@@ -93,3 +100,28 @@ class NodeServicer(ns_grpc.NodeServiceServicer):
             raise
         finally:
             outbox.put_nowait(None)
+
+
+#: What one ServerBatch holds at most: a dispatch pass can assign hundreds of tasks at once, and
+#: the node should start on the first ones while the rest are being written.
+BATCH_MESSAGES = 64
+
+
+def _batch(
+    first: ns.ServerMessage, outbox: asyncio.Queue[ns.ServerMessage | None]
+) -> tuple[ns.ServerMessage, bool]:
+    """`first` and what else waits in `outbox` as one message; True when the end-of-stream marker
+    was reached. (Only the Welcome, written alone before anything else, is never batched.)"""
+    messages = [first]
+    while len(messages) < BATCH_MESSAGES and not outbox.empty():
+        nxt = outbox.get_nowait()
+        if nxt is None:
+            return _wrap(messages), True
+        messages.append(nxt)
+    return _wrap(messages), False
+
+
+def _wrap(messages: list[ns.ServerMessage]) -> ns.ServerMessage:
+    if len(messages) == 1:
+        return messages[0]
+    return ns.ServerMessage(batch=ns.ServerBatch(messages=messages))

@@ -261,6 +261,7 @@ class NodeService:
             command_types=list(self._types),
             running=node.in_flight(),
             version=node_version(),
+            batches=True,
         )
 
 

@@ -33,6 +33,12 @@ MIN_HEARTBEAT_S = 0.05
 StreamCall = grpc.aio.StreamStreamCall[pb.NodeMessage, pb.ServerMessage]
 
 
+#: A NodeBatch holds at most this many messages and (about) this many bytes: a burst of results
+#: goes out in one write, a flood of log output in writes of bounded size.
+BATCH_MESSAGES = 64
+BATCH_BYTES = 1024 * 1024
+
+
 class Stream:
     """Keeps a Connect stream up and moves messages both ways."""
 
@@ -62,6 +68,7 @@ class Stream:
         self._rand = rand
         self._call: StreamCall | None = None
         self._welcomed = False
+        self._batches = False
         self._closing = False
         self.sessions = 0
         """Streams opened so far (for diagnostics)."""
@@ -119,6 +126,7 @@ class Stream:
 
     async def _session(self) -> None:
         self._welcomed = False
+        self._batches = False  # until this jobqd's Welcome says it reads NodeBatch
         self._heartbeat_s = self._default_heartbeat_s
         call: StreamCall = self._stub.Connect(metadata=self._metadata)
         self._call = call
@@ -157,6 +165,15 @@ class Stream:
                 node.on_assign(message.assign)
             elif kind == "abort":
                 node.on_abort(message.abort)
+            elif kind == "batch":
+                for inner in message.batch.messages:
+                    inner_kind = inner.WhichOneof("msg")
+                    if inner_kind == "assign":
+                        node.on_assign(inner.assign)
+                    elif inner_kind == "abort":
+                        node.on_abort(inner.abort)
+                    else:
+                        log.warning("ignored in a batch from jobqd", kind=inner_kind)
             elif kind == "welcome":
                 self._on_welcome(message.welcome)
             else:
@@ -164,6 +181,7 @@ class Stream:
 
     def _on_welcome(self, welcome: pb.Welcome) -> None:
         self._welcomed = True
+        self._batches = welcome.batches
         if welcome.heartbeat_interval_ms > 0:
             self._heartbeat_s = max(MIN_HEARTBEAT_S, welcome.heartbeat_interval_ms / 1000)
             self._next_heartbeat = min(self._next_heartbeat, time.monotonic() + self._heartbeat_s)
@@ -192,9 +210,20 @@ class Stream:
                 except TimeoutError:
                     pass
                 continue
+            items = [item]
+            if self._batches:
+                size = item.message.ByteSize()
+                while len(items) < BATCH_MESSAGES and size < BATCH_BYTES and (more := outbox.take()):
+                    items.append(more)
+                    size += more.message.ByteSize()
+            message = items[0].message
+            if len(items) > 1:
+                message = pb.NodeMessage(batch=pb.NodeBatch(messages=[i.message for i in items]))
             try:
-                await call.write(item.message)
+                await call.write(message)
             except BaseException:
-                outbox.unsend(item)
+                for unsent in reversed(items):  # each goes back to the front: keep their order
+                    outbox.unsend(unsent)
                 raise
-            outbox.sent(item)
+            for sent in items:
+                outbox.sent(sent)

@@ -6,6 +6,9 @@ NodeService: the stream between a jobq-node and jobqd; NodeAdminService: operato
 Protocol (node side): open Connect, send Hello first, then Heartbeat every
 Welcome.heartbeat_interval_ms. jobqd pushes Assign and Abort. Every TaskUpdate and LogChunk
 carries the (task_id, attempt) of its Assign; jobqd rejects a stale pair with an Abort for it.
+Batches: a side that says it understands them (Hello.batches, Welcome.batches) may be sent
+several messages in one write (ServerBatch, NodeBatch), in order — one stream write costs far
+more than one message, so a burst of assigns or results goes out as one.
 """
 
 import builtins
@@ -60,6 +63,7 @@ class NodeMessage(google.protobuf.message.Message):
     HEARTBEAT_FIELD_NUMBER: builtins.int
     UPDATE_FIELD_NUMBER: builtins.int
     LOG_FIELD_NUMBER: builtins.int
+    BATCH_FIELD_NUMBER: builtins.int
     @property
     def hello(self) -> Global___Hello: ...
     @property
@@ -68,6 +72,10 @@ class NodeMessage(google.protobuf.message.Message):
     def update(self) -> Global___TaskUpdate: ...
     @property
     def log(self) -> Global___LogChunk: ...
+    @property
+    def batch(self) -> Global___NodeBatch:
+        """Only if Welcome.batches: updates, log chunks and heartbeats, in order (no Hello, no batch)."""
+
     def __init__(
         self,
         *,
@@ -75,12 +83,29 @@ class NodeMessage(google.protobuf.message.Message):
         heartbeat: Global___Heartbeat | None = ...,
         update: Global___TaskUpdate | None = ...,
         log: Global___LogChunk | None = ...,
+        batch: Global___NodeBatch | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["heartbeat", b"heartbeat", "hello", b"hello", "log", b"log", "msg", b"msg", "update", b"update"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["heartbeat", b"heartbeat", "hello", b"hello", "log", b"log", "msg", b"msg", "update", b"update"]) -> None: ...
-    def WhichOneof(self, oneof_group: typing.Literal["msg", b"msg"]) -> typing.Literal["hello", "heartbeat", "update", "log"] | None: ...
+    def HasField(self, field_name: typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "hello", b"hello", "log", b"log", "msg", b"msg", "update", b"update"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "hello", b"hello", "log", b"log", "msg", b"msg", "update", b"update"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["msg", b"msg"]) -> typing.Literal["hello", "heartbeat", "update", "log", "batch"] | None: ...
 
 Global___NodeMessage: typing_extensions.TypeAlias = NodeMessage
+
+@typing.final
+class NodeBatch(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: builtins.int
+    @property
+    def messages(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___NodeMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: collections.abc.Iterable[Global___NodeMessage] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["messages", b"messages"]) -> None: ...
+
+Global___NodeBatch: typing_extensions.TypeAlias = NodeBatch
 
 @typing.final
 class Hello(google.protobuf.message.Message):
@@ -124,9 +149,12 @@ class Hello(google.protobuf.message.Message):
     COMMAND_TYPES_FIELD_NUMBER: builtins.int
     RUNNING_FIELD_NUMBER: builtins.int
     VERSION_FIELD_NUMBER: builtins.int
+    BATCHES_FIELD_NUMBER: builtins.int
     name: builtins.str
     """Unique node name."""
     version: builtins.str
+    batches: builtins.bool
+    """The node understands ServerBatch."""
     @property
     def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
@@ -150,8 +178,9 @@ class Hello(google.protobuf.message.Message):
         command_types: collections.abc.Iterable[builtins.str] | None = ...,
         running: collections.abc.Iterable[jobq.v1.types_pb2.RunningAttempt] | None = ...,
         version: builtins.str = ...,
+        batches: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["capacity", b"capacity", "command_types", b"command_types", "labels", b"labels", "name", b"name", "running", b"running", "version", b"version"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["batches", b"batches", "capacity", b"capacity", "command_types", b"command_types", "labels", b"labels", "name", b"name", "running", b"running", "version", b"version"]) -> None: ...
 
 Global___Hello: typing_extensions.TypeAlias = Hello
 
@@ -234,24 +263,46 @@ class ServerMessage(google.protobuf.message.Message):
     WELCOME_FIELD_NUMBER: builtins.int
     ASSIGN_FIELD_NUMBER: builtins.int
     ABORT_FIELD_NUMBER: builtins.int
+    BATCH_FIELD_NUMBER: builtins.int
     @property
     def welcome(self) -> Global___Welcome: ...
     @property
     def assign(self) -> Global___Assign: ...
     @property
     def abort(self) -> Global___Abort: ...
+    @property
+    def batch(self) -> Global___ServerBatch:
+        """Only if Hello.batches: assigns and aborts, in order (no Welcome, no batch)."""
+
     def __init__(
         self,
         *,
         welcome: Global___Welcome | None = ...,
         assign: Global___Assign | None = ...,
         abort: Global___Abort | None = ...,
+        batch: Global___ServerBatch | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["abort", b"abort", "assign", b"assign", "msg", b"msg", "welcome", b"welcome"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["abort", b"abort", "assign", b"assign", "msg", b"msg", "welcome", b"welcome"]) -> None: ...
-    def WhichOneof(self, oneof_group: typing.Literal["msg", b"msg"]) -> typing.Literal["welcome", "assign", "abort"] | None: ...
+    def HasField(self, field_name: typing.Literal["abort", b"abort", "assign", b"assign", "batch", b"batch", "msg", b"msg", "welcome", b"welcome"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["abort", b"abort", "assign", b"assign", "batch", b"batch", "msg", b"msg", "welcome", b"welcome"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["msg", b"msg"]) -> typing.Literal["welcome", "assign", "abort", "batch"] | None: ...
 
 Global___ServerMessage: typing_extensions.TypeAlias = ServerMessage
+
+@typing.final
+class ServerBatch(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: builtins.int
+    @property
+    def messages(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[Global___ServerMessage]: ...
+    def __init__(
+        self,
+        *,
+        messages: collections.abc.Iterable[Global___ServerMessage] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["messages", b"messages"]) -> None: ...
+
+Global___ServerBatch: typing_extensions.TypeAlias = ServerBatch
 
 @typing.final
 class Welcome(google.protobuf.message.Message):
@@ -259,16 +310,20 @@ class Welcome(google.protobuf.message.Message):
 
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: builtins.int
     NODE_TIMEOUT_MS_FIELD_NUMBER: builtins.int
+    BATCHES_FIELD_NUMBER: builtins.int
     heartbeat_interval_ms: builtins.int
     node_timeout_ms: builtins.int
     """Silence longer than this makes jobqd declare the node offline."""
+    batches: builtins.bool
+    """jobqd understands NodeBatch."""
     def __init__(
         self,
         *,
         heartbeat_interval_ms: builtins.int = ...,
         node_timeout_ms: builtins.int = ...,
+        batches: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["heartbeat_interval_ms", b"heartbeat_interval_ms", "node_timeout_ms", b"node_timeout_ms"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["batches", b"batches", "heartbeat_interval_ms", b"heartbeat_interval_ms", "node_timeout_ms", b"node_timeout_ms"]) -> None: ...
 
 Global___Welcome: typing_extensions.TypeAlias = Welcome
 

@@ -6,6 +6,9 @@ NodeService: the stream between a jobq-node and jobqd; NodeAdminService: operato
 Protocol (node side): open Connect, send Hello first, then Heartbeat every
 Welcome.heartbeat_interval_ms. jobqd pushes Assign and Abort. Every TaskUpdate and LogChunk
 carries the (task_id, attempt) of its Assign; jobqd rejects a stale pair with an Abort for it.
+Batches: a side that says it understands them (Hello.batches, Welcome.batches) may be sent
+several messages in one write (ServerBatch, NodeBatch), in order — one stream write costs far
+more than one message, so a burst of assigns or results goes out as one.
 """
 
 import abc

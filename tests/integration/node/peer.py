@@ -59,18 +59,21 @@ class PeerSession:
         self.outgoing: asyncio.Queue[pb.ServerMessage | None] = asyncio.Queue()
         self.read_delay_s = 0.0
         self.ended = False
+        #: NodeBatch messages received (their parts are in `received`)
+        self.batches = 0
 
     # -- pushing -------------------------------------------------------------------------------
 
     def send(self, message: pb.ServerMessage) -> None:
         self.outgoing.put_nowait(message)
 
-    def welcome(self, *, heartbeat_ms: int = 5000, node_timeout_ms: int = 30000) -> None:
-        self.send(
-            pb.ServerMessage(
-                welcome=pb.Welcome(heartbeat_interval_ms=heartbeat_ms, node_timeout_ms=node_timeout_ms)
-            )
+    def welcome(
+        self, *, heartbeat_ms: int = 5000, node_timeout_ms: int = 30000, batches: bool = False
+    ) -> None:
+        welcome = pb.Welcome(
+            heartbeat_interval_ms=heartbeat_ms, node_timeout_ms=node_timeout_ms, batches=batches
         )
+        self.send(pb.ServerMessage(welcome=welcome))
 
     def assign(
         self,
@@ -212,7 +215,11 @@ class FakeJobqd(pb_grpc.NodeServiceServicer):
             if message is grpc.aio.EOF:
                 return
             assert isinstance(message, pb.NodeMessage)
-            session.received.append(message)
+            if message.HasField("batch"):  # counts as its parts
+                session.batches += 1
+                session.received.extend(message.batch.messages)
+            else:
+                session.received.append(message)
             if session.read_delay_s:
                 await asyncio.sleep(session.read_delay_s)  # simulate a slow jobqd
 

@@ -37,6 +37,8 @@ class NodeStream:
         self._out: queue.Queue[ns.NodeMessage | None] = queue.Queue()
         self._cond = threading.Condition()
         self.received: list[ns.ServerMessage] = []
+        #: ServerBatch messages received (their parts are in `received`)
+        self.batches = 0
         self.error: grpc.RpcError | None = None
         self.ended = threading.Event()
         #: cleared to stop reading (messages stay unread in the transport) — see `stall`
@@ -64,11 +66,15 @@ class NodeStream:
     def _read(self) -> None:
         try:
             for msg in self.call:
+                # a ServerBatch (only sent to a node whose Hello says batches) counts as its parts
+                parts = list(msg.batch.messages) if msg.HasField("batch") else [msg]
                 with self._cond:
-                    self.received.append(msg)
+                    self.batches += msg.HasField("batch")
+                    self.received.extend(parts)
                     self._cond.notify_all()
                 if self._on_message is not None:
-                    self._on_message(self, msg)
+                    for part in parts:
+                        self._on_message(self, part)
                 self.reading.wait()
         except grpc.RpcError as err:
             self.error = err
@@ -175,8 +181,10 @@ class FakeNode:
         command_types: Iterable[str] = ("exec", "noop", "echo", "sleep"),
         labels: dict[str, str] | None = None,
         heartbeat_s: float = 0.25,
+        batches: bool = False,
     ) -> None:
         self.address = address
+        self.batches = batches
         self.name = name
         self.slots = slots
         self.command_types = list(command_types)
@@ -193,6 +201,7 @@ class FakeNode:
             command_types=self.command_types,
             running=[pb.RunningAttempt(task_id=t, attempt=a) for t, a in running],
             version="fake-node",
+            batches=self.batches,
         )
 
     def connect(

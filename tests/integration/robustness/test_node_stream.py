@@ -28,7 +28,7 @@ from tests.integration.robustness.common import (
     task_events,
     wait_job,
 )
-from tests.integration.robustness.nodeclient import FakeNode, NodeStream
+from tests.integration.robustness.nodeclient import FakeNode, NodeStream, complete_everything
 from tests.support.procs import Jobqd, eventually
 
 S = grpc.StatusCode
@@ -307,4 +307,59 @@ def test_hello_listing_unknown_attempts_aborts_them_and_holds_their_slots_until_
     assert wait_job(d, job.id).status == pb.JOB_STATUS_COMPLETED
     assert not s.ended.is_set()
     fake.close()
+    stop_and_check(d)
+
+
+# -- batches ----------------------------------------------------------------------------------------
+
+
+def noop_array(name: str, n: int) -> pb.JobSpec:
+    return pb.JobSpec(
+        name=name, array=pb.ArraySpec(template=pb.TaskSpec(commands=[cmd("noop")]), start=1, end=n)
+    )
+
+
+def test_a_node_that_does_not_ask_for_batches_gets_none(d: Jobqd) -> None:
+    node = FakeNode(d.address, "plain", slots=8)
+    s = node.connect(on_message=complete_everything)
+    assert s.welcome().batches  # jobqd reads NodeBatch either way
+    job = submit(d, noop_array("p", 8))
+    assert wait_job(d, job.id).status == pb.JOB_STATUS_COMPLETED
+    assert len(s.assigns()) == 8 and s.batches == 0
+    node.close()
+    stop_and_check(d)
+
+
+def test_batches_both_ways_and_what_does_not_belong_in_one_is_ignored(d: Jobqd) -> None:
+    node = FakeNode(d.address, "batcher", slots=40, batches=True)
+    b = node.connect()
+    n = 40
+    job = submit(d, noop_array("b", n))
+    eventually(lambda: len(b.assigns()) == n, what=f"{n} assigns")
+    assert b.batches >= 1  # a dispatch pass of 40 tasks goes out in fewer writes
+    parts = [
+        ns.NodeMessage(hello=node.hello()),  # does not belong in a batch: ignored
+        ns.NodeMessage(batch=ns.NodeBatch(messages=[ns.NodeMessage(heartbeat=ns.Heartbeat())])),  # nor this
+        ns.NodeMessage(heartbeat=ns.Heartbeat()),
+    ]
+    for a in b.assigns():
+        done = ns.TaskUpdate(task_id=a.task_id, attempt=a.attempt, kind=K.UPDATE_KIND_COMPLETED, exit_code=0)
+        parts += [
+            ns.NodeMessage(
+                update=ns.TaskUpdate(task_id=a.task_id, attempt=a.attempt, kind=K.UPDATE_KIND_STARTED)
+            ),
+            ns.NodeMessage(log=ns.LogChunk(task_id=a.task_id, attempt=a.attempt, lines=[f"ran {a.task_id}"])),
+            ns.NodeMessage(update=done),
+        ]
+    b.send(ns.NodeMessage(batch=ns.NodeBatch(messages=parts)))
+    assert wait_job(d, job.id).status == pb.JOB_STATUS_COMPLETED
+    first = b.assigns()[0]
+    lines = [
+        line
+        for r in d.jobs.TailTaskLog(js.TailTaskLogRequest(task_id=first.task_id, attempt=1), timeout=5)
+        for line in r.lines
+    ]
+    assert lines == [f"ran {first.task_id}"]
+    assert not b.ended.is_set()  # the stray parts ended nothing
+    node.close()
     stop_and_check(d)

@@ -234,3 +234,24 @@ def test_reset_restores_structlog_defaults_and_root_level() -> None:
     reset_logging()
     assert root.level == before
     assert structlog.is_configured() is False
+
+
+def test_grpc_failing_to_send_a_status_on_a_dead_stream_is_a_warning_not_an_error() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", stream=out)
+    grpc_log = logging.getLogger("grpc._cython.cygrpc")
+    try:
+        raise RuntimeError('Failed "execute_batch"')
+    except RuntimeError:
+        grpc_log.exception(
+            "ExecuteBatchError raised in core by servicer method [%s]", "/jobq.v1.NodeService/Connect"
+        )
+        grpc_log.exception("Unexpected [%s] raised by servicer method [%s]", "KeyError", "/x")  # a real one
+
+    (late, real) = _lines(out)
+    assert late["level"] == "warning" and "exception" not in late
+    assert late["event"] == (
+        "a stream ended before its final status could be sent: "
+        "ExecuteBatchError raised in core by servicer method [/jobq.v1.NodeService/Connect]"
+    )
+    assert real["level"] == "error" and "RuntimeError" in real["exception"]
