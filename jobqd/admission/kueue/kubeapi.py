@@ -26,6 +26,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
+from jobqd import fastjson
 from jobqd.admission.kueue.mapping import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -235,7 +236,7 @@ class KubeApi:
                 if not line:
                     continue
                 try:
-                    event = json.loads(line)
+                    event = fastjson.loads(line)
                 except ValueError as err:
                     raise KubeUnavailable(f"watch of {res}: undecodable event {line[:200]!r}") from err
                 if isinstance(event, dict):
