@@ -358,16 +358,21 @@ class Engine:
 
     # -- drafts (CreateJob / AddTasks / CommitJob) ---------------------------------------------
 
-    async def add_tasks(self, job_id: str, *, offset: int, tasks: Sequence[TaskDef]) -> int:
+    def _draft(self, job_id: str, action: str) -> Job:
+        """The job, which must still be under construction for `action`."""
         job = self.get_job(job_id)
         if job.status is not J.UNDER_CONSTRUCTION:
             raise InvalidTransition(
                 kind="job",
                 ident=job_id,
                 current=job.status.value,
-                action="add tasks to",
+                action=action,
                 allowed_from="under-construction",
             )
+        return job
+
+    async def add_tasks(self, job_id: str, *, offset: int, tasks: Sequence[TaskDef]) -> int:
+        job = self._draft(job_id, "add tasks to")
         existing = job.defn.tasks or ()
         if offset < 0:
             raise InvalidArgument("offset", "must be >= 0")
@@ -391,15 +396,7 @@ class Engine:
         return job.total
 
     async def commit_job(self, job_id: str) -> Job:
-        job = self.get_job(job_id)
-        if job.status is not J.UNDER_CONSTRUCTION:
-            raise InvalidTransition(
-                kind="job",
-                ident=job_id,
-                current=job.status.value,
-                action="commit",
-                allowed_from="under-construction",
-            )
+        job = self._draft(job_id, "commit")
         if job.total == 0:
             raise FailedPrecondition(f"job {job_id} has no tasks; add tasks before committing it")
         self._link_tasks(job)  # raises InvalidArgument for bad dependencies before any change

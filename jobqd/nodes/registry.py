@@ -258,21 +258,24 @@ class NodeRegistry:
     def on_message(self, node: Node, msg: ns.NodeMessage) -> None:
         self.heartbeat(node)
         kind = msg.WhichOneof("msg")
+        if kind == "batch":
+            for part in msg.batch.messages:
+                if not self._on_part(node, part):
+                    log.warning("ignored in a batch", node=node.name, kind=part.WhichOneof("msg"))
+        elif kind == "hello":
+            log.warning("second hello on one stream ignored", node=node.name)
+        else:
+            self._on_part(node, msg)
+
+    def _on_part(self, node: Node, msg: ns.NodeMessage) -> bool:
+        """An update, log chunk or heartbeat (whose news is the message itself); False for anything
+        else, which may not stand in a batch."""
+        kind = msg.WhichOneof("msg")
         if kind == "update":
             self.on_update(node, msg.update)
         elif kind == "log":
             self.on_log(node, msg.log)
-        elif kind == "batch":
-            for inner in msg.batch.messages:
-                inner_kind = inner.WhichOneof("msg")
-                if inner_kind == "update":
-                    self.on_update(node, inner.update)
-                elif inner_kind == "log":
-                    self.on_log(node, inner.log)
-                elif inner_kind != "heartbeat":  # a heartbeat's news is the message itself
-                    log.warning("ignored in a batch", node=node.name, kind=inner_kind)
-        elif kind == "hello":
-            log.warning("second hello on one stream ignored", node=node.name)
+        return kind in ("update", "log", "heartbeat")
 
     def _stale(self, node: Node, task_id: str, attempt: int) -> None:
         node.send(

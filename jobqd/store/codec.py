@@ -24,9 +24,6 @@ _STATUSES = tuple(TaskStatus)
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-_loads = fastjson.loads
-
-
 def _task_to(t: TaskDef) -> list[Any]:
     return [t.name, t.type, [[c.type, c.params] for c in t.commands], list(t.depends_on)]
 
@@ -72,7 +69,7 @@ def dump_tasks(tasks: Sequence[TaskDef]) -> str:
 
 
 def load_defn(text: str, chunks: Sequence[str]) -> JobDef:
-    doc = _loads(text)
+    doc = fastjson.loads(text)
     p = doc["policy"]
     array = None
     tasks: tuple[TaskDef, ...] | None = None
@@ -80,7 +77,7 @@ def load_defn(text: str, chunks: Sequence[str]) -> JobDef:
         tmpl, start, end, step = doc["array"]
         array = ArrayDef(template=_task_from(tmpl), start=start, end=end, step=step)
     else:
-        tasks = tuple(_task_from(v) for chunk in chunks for v in _loads(chunk))
+        tasks = tuple(_task_from(v) for chunk in chunks for v in fastjson.loads(chunk))
     return JobDef(
         name=doc["name"],
         queue=doc["queue"],

@@ -33,8 +33,9 @@ MIN_HEARTBEAT_S = 0.05
 StreamCall = grpc.aio.StreamStreamCall[pb.NodeMessage, pb.ServerMessage]
 
 
-#: A NodeBatch holds at most this many messages and (about) this many bytes: a burst of results
-#: goes out in one write, a flood of log output in writes of bounded size.
+#: A NodeBatch holds at most this many messages and (about) this many bytes of log text: a burst of
+#: results goes out in one write, a flood of log output in writes of bounded size. The log text is
+#: what the outbox already counts for each chunk (its cost); updates and heartbeats are small.
 BATCH_MESSAGES = 64
 BATCH_BYTES = 1024 * 1024
 
@@ -154,30 +155,29 @@ class Stream:
             call.cancel()
 
     async def _receive(self, call: StreamCall) -> None:
-        node = self._node
         while True:
             message = await call.read()
             if message is grpc.aio.EOF:
                 return
             assert isinstance(message, pb.ServerMessage)
             kind = message.WhichOneof("msg")
-            if kind == "assign":
-                node.on_assign(message.assign)
-            elif kind == "abort":
-                node.on_abort(message.abort)
-            elif kind == "batch":
-                for inner in message.batch.messages:
-                    inner_kind = inner.WhichOneof("msg")
-                    if inner_kind == "assign":
-                        node.on_assign(inner.assign)
-                    elif inner_kind == "abort":
-                        node.on_abort(inner.abort)
-                    else:
-                        log.warning("ignored in a batch from jobqd", kind=inner_kind)
+            if kind == "batch":
+                for part in message.batch.messages:
+                    if not self._on_work(part):
+                        log.warning("ignored in a batch from jobqd", kind=part.WhichOneof("msg"))
             elif kind == "welcome":
                 self._on_welcome(message.welcome)
-            else:
+            elif not self._on_work(message):
                 log.warning("unknown message from jobqd ignored", kind=kind)
+
+    def _on_work(self, message: pb.ServerMessage) -> bool:
+        """An Assign or Abort (the only messages a batch may hold); False for anything else."""
+        kind = message.WhichOneof("msg")
+        if kind == "assign":
+            self._node.on_assign(message.assign)
+        elif kind == "abort":
+            self._node.on_abort(message.abort)
+        return kind in ("assign", "abort")
 
     def _on_welcome(self, welcome: pb.Welcome) -> None:
         self._welcomed = True
@@ -212,10 +212,10 @@ class Stream:
                 continue
             items = [item]
             if self._batches:
-                size = item.message.ByteSize()
+                size = item.cost  # not ByteSize(): that would encode every message twice
                 while len(items) < BATCH_MESSAGES and size < BATCH_BYTES and (more := outbox.take()):
                     items.append(more)
-                    size += more.message.ByteSize()
+                    size += more.cost
             message = items[0].message
             if len(items) > 1:
                 message = pb.NodeMessage(batch=pb.NodeBatch(messages=[i.message for i in items]))

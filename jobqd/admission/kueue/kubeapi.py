@@ -269,29 +269,21 @@ class KubeApi:
     async def merge_patch(
         self, namespace: str, plural: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            self._co.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            dict(patch),
-            _content_type=MERGE_PATCH,
+        return await self._merge_patch(
+            self._co.patch_namespaced_custom_object, namespace, plural, name, patch
         )
-        return result
 
     async def merge_patch_status(
         self, namespace: str, plural: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
+        return await self._merge_patch(
+            self._co.patch_namespaced_custom_object_status, namespace, plural, name, patch
+        )
+
+    async def _merge_patch(
+        self, fn: Any, namespace: str, plural: str, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(
-            self._co.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
-            dict(patch),
-            _content_type=MERGE_PATCH,
+            fn, GROUP, VERSION, namespace, plural, name, dict(patch), _content_type=MERGE_PATCH
         )
         return result
