@@ -95,6 +95,7 @@ class Guard(grpc.aio.ServerInterceptor):
         self.submit_bytes_in_flight = 0
         if tokens is not None:
             tokens.on_revoked = self._revoked
+            tokens.on_auth_on = self._auth_turned_on
 
     @property
     def auth_on(self) -> bool:
@@ -265,6 +266,17 @@ class Guard(grpc.aio.ServerInterceptor):
         n = self.cut_streams(lambda name, _m: name in names, SC.UNAUTHENTICATED, "the token was revoked")
         if n:
             log.info("ended streams of revoked tokens", streams=n)
+
+    def _auth_turned_on(self) -> None:
+        # streams opened while authentication was off carry no token: like a revoked token's, they
+        # may not outlive the change (a node or watcher reconnects, now with its token)
+        n = self.cut_streams(
+            lambda name, _m: not name,
+            SC.UNAUTHENTICATED,
+            "authentication is now on: reconnect with a token",
+        )
+        if n:
+            log.info("ended streams opened without a token", streams=n)
 
     def _rejected(self, code: grpc.StatusCode) -> None:
         if self._on_reject is not None:

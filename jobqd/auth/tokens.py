@@ -117,10 +117,13 @@ class TokenBook:
         *,
         refresh_s: float = 1.0,
         on_revoked: Callable[[set[str]], None] | None = None,
+        on_auth_on: Callable[[], None] | None = None,
     ) -> None:
         self._load = load
         self._refresh_s = refresh_s
         self.on_revoked = on_revoked
+        #: called once, when the first token appears and authentication turns on
+        self.on_auth_on = on_auth_on
         self._entries: tuple[TokenHash, ...] = ()
         #: when the newest completed read of the table started (monotonic)
         self._read_since = -1.0
@@ -178,6 +181,8 @@ class TokenBook:
         if entries and not self.ever_had_tokens:
             self.ever_had_tokens = True
             log.info("authentication is on: API tokens exist", tokens=len(entries))
+            if self.on_auth_on is not None:
+                self.on_auth_on()
         if revoked:
             log.info("tokens revoked", names=sorted(revoked))
             if self.on_revoked is not None:

@@ -98,12 +98,20 @@ def test_with_tokens_jobqd_may_listen_on_all_addresses(tmp_path: Path) -> None:
 
 def test_the_first_token_turns_authentication_on_in_a_running_daemon(jobqd: Jobqd) -> None:
     jobqd.jobs.ListJobs(js.ListJobsRequest())
-    token = create_token(jobqd.data_dir, role="admin", name="root")
-    eventually(
-        lambda: list_jobs(jobqd.address, "") == grpc.StatusCode.UNAUTHENTICATED,
-        timeout=5,
-        what="authentication to turn on",
-    )
+    with open_channel(jobqd.address) as ch:  # a stream opened while authentication is off
+        watch = js_grpc.JobServiceStub(ch).WatchEvents(js.WatchEventsRequest(after_sequence=-1), timeout=20)
+        token = create_token(jobqd.data_dir, role="admin", name="root")
+        eventually(
+            lambda: list_jobs(jobqd.address, "") == grpc.StatusCode.UNAUTHENTICATED,
+            timeout=5,
+            what="authentication to turn on",
+        )
+        # … does not outlive it: it ends, saying why
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in watch:
+                pass
+        assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "authentication is now on" in (ended.value.details() or "")
     assert list_jobs(jobqd.address, token) == grpc.StatusCode.OK
     # revoking the last token does not turn it off again (that would open the API to everyone)
     revoke_token(jobqd.data_dir, "root")
