@@ -24,10 +24,15 @@ def _b32(value: int, width: int) -> str:
     return "".join(reversed(out))
 
 
+#: every 2-character base32 string by value: the counter part of an id in two lookups
+_PAIRS = tuple(_b32(v, 2) for v in range(1024))
+
+
 class IdGenerator:
     def __init__(self) -> None:
         self._last_ms = 0
         self._counter = 0
+        self._ms_text = ""
 
     def new(self) -> str:
         ms = int(time.time() * 1000)
@@ -39,5 +44,8 @@ class IdGenerator:
                 self._counter = _rng.getrandbits(15)
         else:
             self._counter = _rng.getrandbits(15)
+        if ms != self._last_ms or not self._ms_text:
+            self._ms_text = _b32(ms, 9)  # the time part changes once a millisecond, not per id
         self._last_ms = ms
-        return _b32(ms, 9) + _b32(self._counter, 4)
+        c = self._counter
+        return self._ms_text + _PAIRS[c >> 10] + _PAIRS[c & 1023]

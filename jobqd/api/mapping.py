@@ -132,15 +132,15 @@ def job_pb(job: Job, *, full: bool = False, archived: bool = False) -> pb.Job:
         flavor=job.flavor,
         archived=archived,
     )
-    for name, ts in (
-        ("submit_time", job.submit_ts),
-        ("admit_time", job.admit_ts),
-        ("start_time", job.start_ts),
-        ("finish_time", job.finish_ts),
-    ):
-        t = timestamp(ts)
-        if t is not None:
-            getattr(msg, name).CopyFrom(t)
+    # set in place: a Timestamp built apart and copied in costs twice as much, per field, per job
+    if job.submit_ts:
+        msg.submit_time.FromNanoseconds(int(job.submit_ts * 1e9))
+    if job.admit_ts:
+        msg.admit_time.FromNanoseconds(int(job.admit_ts * 1e9))
+    if job.start_ts:
+        msg.start_time.FromNanoseconds(int(job.start_ts * 1e9))
+    if job.finish_ts:
+        msg.finish_time.FromNanoseconds(int(job.finish_ts * 1e9))
     return msg
 
 

@@ -15,6 +15,7 @@ from google.protobuf import struct_pb2
 from jobq.v1 import types_pb2 as pb
 
 from jobqd.domain.errors import InvalidArgument
+from jobqd.domain.graph import resolve_dependencies
 from jobqd.domain.labels import label_key_problem, label_value_problem, queue_name_problem
 from jobqd.domain.model import (
     ArrayDef,
@@ -92,6 +93,8 @@ def check_reason(value: str, field: str = "reason") -> str:
 
 
 def _check_labels(labels: Mapping[str, str], field: str) -> dict[str, str]:
+    if not labels:
+        return {}
     if len(labels) > LIMITS.max_labels:
         raise InvalidArgument(field, f"at most {LIMITS.max_labels} labels")
     for k, v in labels.items():
@@ -102,6 +105,8 @@ def _check_labels(labels: Mapping[str, str], field: str) -> dict[str, str]:
 
 
 def _check_resources(res: Mapping[str, str], field: str) -> tuple[dict[str, int], dict[str, str]]:
+    if not res:
+        return {}, {}
     milli: dict[str, int] = {}
     for name, text in res.items():
         if problem := label_key_problem(name):
@@ -198,12 +203,12 @@ _KNOWN_PARAMS = {
 }
 
 
-def _command(cmd: pb.Command, field: str) -> CommandDef:
+def _command(cmd: pb.Command, task_field: str, i: int) -> CommandDef:
     key = cmd.SerializeToString(deterministic=True)
     hit = _COMMAND_CACHE.get(key)
     if hit is not None:
         return hit
-    result = _command_uncached(cmd, field)
+    result = _command_uncached(cmd, f"{task_field}.commands[{i}]")
     if len(_COMMAND_CACHE) >= _COMMAND_CACHE_MAX:
         _COMMAND_CACHE.clear()
     _COMMAND_CACHE[key] = result
@@ -258,7 +263,7 @@ def task_def(t: pb.TaskSpec, field: str, *, default_name: str, template: bool = 
         )
     if len(t.name) > LIMITS.max_name_chars:
         raise InvalidArgument(f"{field}.name", f"at most {LIMITS.max_name_chars} characters")
-    commands = tuple(_command(c, f"{field}.commands[{i}]") for i, c in enumerate(t.commands))
+    commands = tuple([_command(c, field, i) for i, c in enumerate(t.commands)])
     if t.type and not _TYPE_RE.match(t.type):
         raise InvalidArgument(f"{field}.type", f"{t.type[:80]!r} is not a task type name")
     if template and t.depends_on:
@@ -279,11 +284,14 @@ def task_defs(tasks: Sequence[pb.TaskSpec], field: str, *, offset: int = 0) -> t
             field,
             f"at most {LIMITS.max_tasks_per_request} tasks per message; use AddTasks chunks or an array",
         )
-    return tuple(task_def(t, f"{field}[{i}]", default_name=str(offset + i)) for i, t in enumerate(tasks))
+    return tuple([task_def(t, f"{field}[{i}]", default_name=str(offset + i)) for i, t in enumerate(tasks)])
+
+
+_DEFAULT_POLICY = FailurePolicy()
 
 
 def _policy(p: pb.FailurePolicy, field: str) -> FailurePolicy:
-    d = FailurePolicy()
+    d = _DEFAULT_POLICY
 
     def positive(name: str, default: int) -> int:
         if not p.HasField(name):  # type: ignore[arg-type]
@@ -360,8 +368,6 @@ def job_def(spec: pb.JobSpec, *, field: str = "spec", draft: bool = False) -> Jo
         array = ArrayDef(template=tmpl, start=a.start, end=a.end, step=step)
     elif spec.tasks:
         tasks = task_defs(spec.tasks, f"{field}.tasks")
-        from jobqd.domain.graph import resolve_dependencies
-
         if any(t.depends_on for t in tasks):
             resolve_dependencies(tasks, field=f"{field}.tasks")
         else:
@@ -396,7 +402,11 @@ def job_def(spec: pb.JobSpec, *, field: str = "spec", draft: bool = False) -> Jo
         resources_text=resources_text,
         node_selector=selector,
         parallelism=spec.parallelism,
-        policy=_policy(spec.failure_policy, f"{field}.failure_policy"),
+        policy=(
+            _policy(spec.failure_policy, f"{field}.failure_policy")
+            if spec.HasField("failure_policy")
+            else _DEFAULT_POLICY
+        ),
         depends_on=tuple(deps),
         priority_class=spec.priority_class,
     )

