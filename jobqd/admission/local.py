@@ -29,14 +29,32 @@ DEFAULT_QUEUE = "default"
 
 
 class _QueueState:
-    __slots__ = ("defn", "holding", "waiting")
+    __slots__ = ("_holding", "defn", "usage", "waiting")
 
     def __init__(self, defn: math.QueueDef) -> None:
         self.defn = defn
         #: job id → job, competing for admission
         self.waiting: dict[str, Job] = {}
-        #: job id → (job, reserved request)
-        self.holding: dict[str, tuple[Job, Mapping[str, int]]] = {}
+        #: job id → (job, reserved request); changed only through hold() and release()
+        self._holding: dict[str, tuple[Job, Mapping[str, int]]] = {}
+        #: sum of the reserved requests, kept as they change: reading it (ListQueues, GetQueue)
+        #: must not cost a walk over every admitted job of a large farm
+        self.usage: dict[str, int] = {}
+
+    @property
+    def holding(self) -> Mapping[str, tuple[Job, Mapping[str, int]]]:
+        return self._holding
+
+    def hold(self, job: Job, request: Mapping[str, int]) -> None:
+        self.release(job.id)
+        self._holding[job.id] = (job, request)
+        math.add_usage(self.usage, request, 1)
+
+    def release(self, job_id: str) -> tuple[Job, Mapping[str, int]] | None:
+        held = self._holding.pop(job_id, None)
+        if held is not None:
+            math.add_usage(self.usage, held[1], -1)
+        return held
 
 
 def _unfinished(job: Job) -> int:
@@ -74,10 +92,10 @@ class LocalAdmission:
             return
         # wherever the job was, take it out; then put it where it belongs now
         q.waiting.pop(job.id, None)
-        held = q.holding.pop(job.id, None)
+        held = q.release(job.id)
         alive = job.id in self.engine.jobs and job.status not in (J.COMPLETED, J.FAILED, J.CANCELED, J.PAUSED)
         if alive and job.admission is A.ADMITTED:
-            q.holding[job.id] = (job, held[1] if held else self._request(job))
+            q.hold(job, held[1] if held else self._request(job))
         elif (
             alive
             and job.status is J.QUEUED
@@ -119,7 +137,9 @@ class LocalAdmission:
         ]
         plan = math.plan_queue(d, cands)
         for victim, reason in plan.evict:
-            job, _ = q.holding.pop(victim)
+            held = q.release(victim)
+            assert held is not None
+            job = held[0]
             engine.evict(ws, job, reason)
             self.job_changed(job)
             self._dirty.discard(d.name)
@@ -132,7 +152,7 @@ class LocalAdmission:
 
     def _admit(self, ws: WriteSet, q: _QueueState, job: Job) -> None:
         del q.waiting[job.id]
-        q.holding[job.id] = (job, self._request(job))
+        q.hold(job, self._request(job))
         # pending is transient here: quota reserved and admitted in one step (DESIGN §4.3)
         self.engine.set_admission(ws, job, A.PENDING, f"quota reserved in queue {q.defn.name}")
         self.engine.admit(ws, job)
@@ -149,10 +169,7 @@ class LocalAdmission:
         return q.defn, self._usage(q)
 
     def _usage(self, q: _QueueState) -> dict[str, object]:
-        usage: dict[str, int] = {}
-        for _, req in q.holding.values():
-            for r, v in req.items():
-                usage[r] = usage.get(r, 0) + v
+        usage = {r: v for r, v in q.usage.items() if v}
         inadmissible = sum(1 for j in q.waiting.values() if j.admission is A.INADMISSIBLE)
         return {
             "pending": len(q.waiting) - inadmissible,

@@ -84,7 +84,8 @@ def _shortfall(
     return None
 
 
-def _add(usage: dict[str, int], request: Mapping[str, int], sign: int = 1) -> None:
+def add_usage(usage: dict[str, int], request: Mapping[str, int], sign: int = 1) -> None:
+    """Add (sign 1) or take back (sign -1) a request's amounts to a usage total, in place."""
     for res, amount in request.items():
         usage[res] = usage.get(res, 0) + sign * amount
 
@@ -104,7 +105,7 @@ def plan_queue(queue: QueueDef, jobs: Iterable[Candidate]) -> QueuePlan:
         return plan
     usage: dict[str, int] = {}
     for j in admitted:
-        _add(usage, j.request)
+        add_usage(usage, j.request)
     # victims are taken newest-first among the lowest priorities (Kueue's LowerPriority order)
     holders = sorted(admitted, key=lambda j: (j.priority, -j.seq))
     blocked_by: str | None = None
@@ -114,7 +115,7 @@ def plan_queue(queue: QueueDef, jobs: Iterable[Candidate]) -> QueuePlan:
             continue
         short = _shortfall(queue.quotas, usage, cand.request)
         if short is None:
-            _add(usage, cand.request)
+            add_usage(usage, cand.request)
             plan.admit.append(cand.job_id)
             holders.append(cand)
             holders.sort(key=lambda j: (j.priority, -j.seq))
@@ -123,10 +124,10 @@ def plan_queue(queue: QueueDef, jobs: Iterable[Candidate]) -> QueuePlan:
             victims = _pick_victims(queue, usage, cand, holders)
             if victims is not None:
                 for v in victims:
-                    _add(usage, v.request, -1)
+                    add_usage(usage, v.request, -1)
                     holders.remove(v)
                     plan.evict.append((v.job_id, f"preempted by job {cand.job_id} in queue {queue.name}"))
-                _add(usage, cand.request)
+                add_usage(usage, cand.request)
                 plan.admit.append(cand.job_id)
                 holders.append(cand)
                 holders.sort(key=lambda j: (j.priority, -j.seq))
@@ -155,7 +156,7 @@ def _pick_victims(
         if h.priority >= cand.priority:
             break
         victims.append(h)
-        _add(trial, h.request, -1)
+        add_usage(trial, h.request, -1)
         if _shortfall(queue.quotas, trial, cand.request) is None:
             break
     else:
@@ -163,9 +164,9 @@ def _pick_victims(
     if not victims or _shortfall(queue.quotas, trial, cand.request) is not None:
         return None
     for v in reversed(victims[:-1]):
-        _add(trial, v.request)
+        add_usage(trial, v.request)
         if _shortfall(queue.quotas, trial, cand.request) is None:
             victims.remove(v)  # not needed after all
         else:
-            _add(trial, v.request, -1)
+            add_usage(trial, v.request, -1)
     return victims

@@ -77,6 +77,33 @@ def test_drain_evicts_admitted_jobs(q4: Jobqd) -> None:
     assert "draining" in evicted.status_reason
 
 
+def usage(d: Jobqd) -> dict[str, str]:
+    return dict(d.queues.GetQueue(qs.GetQueueRequest(name="q4")).queue.status.usage)
+
+
+def test_usage_follows_every_admission_change(q4: Jobqd) -> None:
+    """The queue's usage is kept as jobs are admitted, preempted, finished and drained (not summed
+    over the admitted jobs at each read): it must match the admitted jobs at every step."""
+    assert usage(q4) == {}
+    low1, low2 = two_cpu_job(q4, "low1"), two_cpu_job(q4, "low2")
+    assert usage(q4) == {"cpu": "4"}
+    high = two_cpu_job(q4, "high", priority=100)  # preempts low2: still 4
+    assert get(q4, low2.id).admission == pb.ADMISSION_PHASE_SUBMITTED
+    assert usage(q4) == {"cpu": "4"}
+    q4.jobs.CancelJobs(js.JobActionRequest(job_ids=[high.id]))  # low2 takes its place
+    assert get(q4, low2.id).admission == pb.ADMISSION_PHASE_ADMITTED
+    assert usage(q4) == {"cpu": "4"}
+    q4.jobs.CancelJobs(js.JobActionRequest(job_ids=[low1.id]))
+    assert usage(q4) == {"cpu": "2"}
+    q4.queues.HoldQueue(qs.HoldQueueRequest(name="q4", drain=True))
+    assert usage(q4) == {}
+    q4.queues.ReleaseQueue(qs.ReleaseQueueRequest(name="q4"))
+    assert usage(q4) == {"cpu": "2"}
+    q4.kill()  # rebuilt from the store: usage too
+    q4.start()
+    assert usage(q4) == {"cpu": "2"}
+
+
 def test_queue_crud_errors(jobqd: Jobqd) -> None:
     with pytest.raises(grpc.RpcError) as err:
         jobqd.queues.CreateQueue(qs.CreateQueueRequest(queue=pb.Queue(name="Bad_Name")))
