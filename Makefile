@@ -60,7 +60,7 @@ kueue: venv kube-testenv
 kube-testenv:
 	tools/kube-testenv/build.sh
 
-## bench: the benchmark table (see bench/README.md)
+## bench: the benchmark table (see docs/performance.md; bench/run.py --help lists each one)
 bench: venv
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
