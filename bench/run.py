@@ -69,20 +69,18 @@ def cmd(type_: str, **params: object) -> pb.Command:
 _CLIENT = r"""
 import asyncio, sys, time
 import grpc
-from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from jobq.v1 import job_service_pb2 as js, job_service_pb2_grpc as g, types_pb2 as pb
+from jobq.v1 import job_service_pb2 as js, job_service_pb2_grpc as g
 address, conc, seconds, what = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+submit = js.SubmitJobRequest.FromString(bytes.fromhex(sys.argv[5]))
 BATCH = 100
-params = struct_pb2.Struct(); params.update({"argv": ["true"]})
-spec = pb.JobSpec(name="bench", tasks=[pb.TaskSpec(commands=[pb.Command(type="exec", params=params)]) for _ in range(3)])
 async def main():
     async with grpc.aio.insecure_channel(address) as ch:
         if what == "submit":
-            call, req = g.JobServiceStub(ch).SubmitJob, js.SubmitJobRequest(spec=spec)
+            call, req = g.JobServiceStub(ch).SubmitJob, submit
         elif what == "batch":  # SubmitJobs of BATCH jobs: counted as jobs
             call = g.JobServiceStub(ch).SubmitJobs
-            req = js.SubmitJobsRequest(jobs=[js.SubmitJobRequest(spec=spec)] * BATCH)
+            req = js.SubmitJobsRequest(jobs=[submit] * BATCH)
         else:  # the same clients' empty calls: the transport's ceiling
             call, req = health_pb2_grpc.HealthStub(ch).Check, health_pb2.HealthCheckRequest()
         await call(req)
@@ -97,10 +95,19 @@ asyncio.run(main())
 """
 
 
+def _submit_request() -> bytes:
+    """The benchmark's submit: one job of three `exec true` tasks, encoded once for every client."""
+    params = struct_pb2.Struct()
+    params.update({"argv": ["true"]})
+    task = pb.TaskSpec(commands=[pb.Command(type="exec", params=params)])
+    return js.SubmitJobRequest(spec=pb.JobSpec(name="bench", tasks=[task] * 3)).SerializeToString()
+
+
 def _submit_rate(
     address: str, *, procs: int = 4, conc: int = 8, seconds: float = 5.0, what: str = "submit"
 ) -> float:
-    ps = [run_python(_CLIENT, [address, str(conc), str(seconds), what]) for _ in range(procs)]
+    args = [address, str(conc), str(seconds), what, _submit_request().hex()]
+    ps = [run_python(_CLIENT, args) for _ in range(procs)]
     total, longest = 0, 0.0
     for p in ps:
         out, _ = p.communicate(timeout=120)
@@ -108,13 +115,6 @@ def _submit_rate(
         total += int(n)
         longest = max(longest, float(dt))
     return total / longest
-
-
-def _submit_request() -> bytes:
-    params = struct_pb2.Struct()
-    params.update({"argv": ["true"]})
-    task = pb.TaskSpec(commands=[pb.Command(type="exec", params=params)])
-    return js.SubmitJobRequest(spec=pb.JobSpec(name="bench", tasks=[task] * 3)).SerializeToString()
 
 
 SUBMIT = "/jobq.v1.JobService/SubmitJob"

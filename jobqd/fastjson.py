@@ -19,7 +19,7 @@ def dumps(value: Any) -> str:
     definitions, where every number was checked to be finite (api.validation)."""
     try:
         return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, UnicodeDecodeError):
+    except orjson.JSONEncodeError:
         return _json_dumps(value)
 
 

@@ -32,7 +32,7 @@ class IdGenerator:
     def __init__(self) -> None:
         self._last_ms = 0
         self._counter = 0
-        self._ms_text = ""
+        self._ms_text = _b32(0, 9)  # always the text of _last_ms: it changes once a millisecond
 
     def new(self) -> str:
         ms = int(time.time() * 1000)
@@ -44,8 +44,8 @@ class IdGenerator:
                 self._counter = _rng.getrandbits(15)
         else:
             self._counter = _rng.getrandbits(15)
-        if ms != self._last_ms or not self._ms_text:
-            self._ms_text = _b32(ms, 9)  # the time part changes once a millisecond, not per id
-        self._last_ms = ms
+        if ms != self._last_ms:
+            self._ms_text = _b32(ms, 9)
+            self._last_ms = ms
         c = self._counter
         return self._ms_text + _PAIRS[c >> 10] + _PAIRS[c & 1023]

@@ -53,12 +53,11 @@ QUEUE_STATE_TO_PB = {
 }
 
 
-def timestamp(ts: float) -> Timestamp | None:
-    if not ts:
-        return None
-    out = Timestamp()
-    out.FromNanoseconds(int(ts * 1e9))
-    return out
+def set_time(field: Timestamp, ts: float) -> None:
+    """Set a message's Timestamp field in place from epoch seconds; 0 leaves it unset. (A Timestamp
+    built apart and copied in cost twice as much, per field, per message.)"""
+    if ts:
+        field.FromNanoseconds(int(ts * 1e9))
 
 
 def command_pb(c: CommandDef) -> pb.Command:
@@ -132,15 +131,10 @@ def job_pb(job: Job, *, full: bool = False, archived: bool = False) -> pb.Job:
         flavor=job.flavor,
         archived=archived,
     )
-    # set in place: a Timestamp built apart and copied in costs twice as much, per field, per job
-    if job.submit_ts:
-        msg.submit_time.FromNanoseconds(int(job.submit_ts * 1e9))
-    if job.admit_ts:
-        msg.admit_time.FromNanoseconds(int(job.admit_ts * 1e9))
-    if job.start_ts:
-        msg.start_time.FromNanoseconds(int(job.start_ts * 1e9))
-    if job.finish_ts:
-        msg.finish_time.FromNanoseconds(int(job.finish_ts * 1e9))
+    set_time(msg.submit_time, job.submit_ts)
+    set_time(msg.admit_time, job.admit_ts)
+    set_time(msg.start_time, job.start_ts)
+    set_time(msg.finish_time, job.finish_ts)
     return msg
 
 
@@ -166,10 +160,8 @@ def task_pb(job: Job, pos: int) -> pb.Task:
         if t.exit_code is not None:
             msg.exit_code = t.exit_code
         msg.message = t.message
-        for name, ts in (("start_time", t.start_ts), ("finish_time", t.finish_ts)):
-            stamp = timestamp(ts)
-            if stamp is not None:
-                getattr(msg, name).CopyFrom(stamp)
+        set_time(msg.start_time, t.start_ts)
+        set_time(msg.finish_time, t.finish_ts)
     return msg
 
 
@@ -186,9 +178,7 @@ def event_pb(ev: Event) -> pb.Event:
         priority=ev.priority,
         count=ev.count,
     )
-    stamp = timestamp(ev.ts)
-    if stamp is not None:
-        msg.time.CopyFrom(stamp)
+    set_time(msg.time, ev.ts)
     if ev.job_status:
         msg.job_status = JOB_STATUS_TO_PB[JobStatus(ev.job_status)]
     if ev.task_status:

@@ -21,7 +21,7 @@ import structlog
 from jobq.v1 import node_service_pb2 as ns
 from jobq.v1 import types_pb2 as pb
 
-from jobqd.api.mapping import timestamp
+from jobqd.api.mapping import set_time
 from jobqd.domain import rules
 from jobqd.domain.errors import InvalidArgument, NotFound
 from jobqd.domain.events import EventType
@@ -529,9 +529,7 @@ class NodeRegistry:
             ],
             allocated={k: format_milli(v) for k, v in n.allocated.items() if v},
         )
-        ts = timestamp(n.last_seen_wall)
-        if ts is not None:
-            msg.last_seen.CopyFrom(ts)
+        set_time(msg.last_seen, n.last_seen_wall)
         return msg
 
     def node_pbs(self) -> list[pb.Node]:
