@@ -14,25 +14,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 from jobq.v1 import queue_service_pb2 as qs
 from jobq.v1 import types_pb2 as pb
 
 from tests.kueue.conftest import KueueFarm, kcondition
+from tests.support.commands import gated, sh
 from tests.support.procs import BIN
 
 Farm = Callable[..., Awaitable[KueueFarm]]
-
-
-def sh(script: str) -> pb.Command:
-    s = struct_pb2.Struct()
-    s.update({"argv": ["/bin/sh", "-c", script]})
-    return pb.Command(type="exec", params=s)
-
-
-def gated(gate: Path) -> pb.TaskSpec:
-    """A task that runs until `gate` exists."""
-    return pb.TaskSpec(commands=[sh(f"while [ ! -e {gate} ]; do sleep 0.05; done")])
 
 
 def is_true(obj: dict | None, type_: str) -> bool:

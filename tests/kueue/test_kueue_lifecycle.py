@@ -5,23 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from google.protobuf import struct_pb2
 from jobq.v1 import job_service_pb2 as js
 from jobq.v1 import types_pb2 as pb
 
 from tests.kueue.conftest import KueueFarm, kcondition
+from tests.support.commands import gated
 
 Farm = Callable[..., Awaitable[KueueFarm]]
-
-
-def sh(script: str) -> pb.Command:
-    s = struct_pb2.Struct()
-    s.update({"argv": ["/bin/sh", "-c", script]})
-    return pb.Command(type="exec", params=s)
-
-
-def gated(gate: Path) -> pb.TaskSpec:
-    return pb.TaskSpec(commands=[sh(f"while [ ! -e {gate} ]; do sleep 0.05; done")])
 
 
 async def test_pause_deactivates_and_releases_quota_resume_reactivates(

@@ -7,18 +7,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from google.protobuf import struct_pb2
 from jobq.v1 import types_pb2 as pb
 
 from tests.kueue.conftest import KueueFarm, kcondition
+from tests.support.commands import sh
 
 Farm = Callable[..., Awaitable[KueueFarm]]
-
-
-def sh(script: str) -> pb.Command:
-    s = struct_pb2.Struct()
-    s.update({"argv": ["/bin/sh", "-c", script]})
-    return pb.Command(type="exec", params=s)
 
 
 def exclusive_until(gate: Path, runs: Path) -> pb.TaskSpec:

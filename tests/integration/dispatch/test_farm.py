@@ -7,24 +7,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from google.protobuf import struct_pb2
 from jobq.v1 import job_service_pb2 as js
 from jobq.v1 import node_service_pb2 as ns
 from jobq.v1 import types_pb2 as pb
 
+from tests.support.commands import cmd, sh
 from tests.support.procs import Jobqd, NodeProc, eventually
 
 TERMINAL = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELED)
-
-
-def cmd(type_: str, **params: object) -> pb.Command:
-    s = struct_pb2.Struct()
-    s.update(params)
-    return pb.Command(type=type_, params=s)
-
-
-def sh(script: str) -> pb.Command:
-    return cmd("exec", argv=["/bin/sh", "-c", script])
 
 
 def submit(d: Jobqd, spec: pb.JobSpec) -> pb.Job:

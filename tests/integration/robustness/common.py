@@ -1,4 +1,4 @@
-"""Helpers shared by the robustness tests: commands, job lookups, event replay, clean-stop checks."""
+"""Helpers shared by the robustness tests: job lookups, event replay, clean-stop checks (commands: tests.support.commands)."""
 
 from __future__ import annotations
 
@@ -9,25 +9,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
-from google.protobuf import struct_pb2
 from jobq.v1 import job_service_pb2 as js
 from jobq.v1 import job_service_pb2_grpc as js_grpc
 from jobq.v1 import types_pb2 as pb
 
+from tests.support.commands import sh
 from tests.support.invariants import assert_store_consistent
 from tests.support.procs import Jobqd, eventually
 
 TERMINAL_JOB = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELED)
-
-
-def cmd(type_: str, **params: object) -> pb.Command:
-    s = struct_pb2.Struct()
-    s.update(params)
-    return pb.Command(type=type_, params=s)
-
-
-def sh(script: str) -> pb.Command:
-    return cmd("exec", argv=["/bin/sh", "-c", script])
 
 
 def one_task_job(name: str, command: pb.Command | None = None, **kw: object) -> pb.JobSpec:

@@ -19,7 +19,8 @@ from jobq.v1 import queue_service_pb2 as qs
 from jobq.v1 import queue_service_pb2_grpc as qs_grpc
 from jobq.v1 import types_pb2 as pb
 
-from tests.integration.robustness.common import cmd, stop_and_check
+from tests.integration.robustness.common import stop_and_check
+from tests.support.commands import cmd
 from tests.support.procs import Jobqd
 
 QUEUES = ["q1", "q2", "q3"]

@@ -29,7 +29,8 @@ from jobq.v1 import job_service_pb2 as js
 from jobq.v1 import job_service_pb2_grpc as js_grpc
 from jobq.v1 import types_pb2 as pb
 
-from tests.integration.robustness.common import TERMINAL_JOB, events, sh, stop_and_check
+from tests.integration.robustness.common import TERMINAL_JOB, events, stop_and_check
+from tests.support.commands import sh
 from tests.support.procs import Jobqd, NodeProc, eventually
 
 KILLS = 5

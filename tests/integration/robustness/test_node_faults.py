@@ -21,13 +21,13 @@ from tests.integration.robustness.common import (
     events,
     get_task,
     one_task_job,
-    sh,
     stop_and_check,
     submit,
     task_events,
     wait_job,
 )
 from tests.integration.robustness.nodeclient import FakeNode
+from tests.support.commands import sh
 from tests.support.procs import Jobqd, NodeProc, eventually
 
 K = ns

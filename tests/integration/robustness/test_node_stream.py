@@ -19,7 +19,6 @@ from jobq.v1 import node_service_pb2 as ns
 from jobq.v1 import types_pb2 as pb
 
 from tests.integration.robustness.common import (
-    cmd,
     events,
     get_task,
     one_task_job,
@@ -29,6 +28,7 @@ from tests.integration.robustness.common import (
     wait_job,
 )
 from tests.integration.robustness.nodeclient import FakeNode, NodeStream, complete_everything
+from tests.support.commands import cmd
 from tests.support.procs import Jobqd, eventually
 
 S = grpc.StatusCode
