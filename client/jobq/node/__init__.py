@@ -19,6 +19,19 @@ Layers, each importing only the ones below it::
     commands, allowlist, output, backoff, plugins, settings   pure pieces
 """
 
+import os
+
+# gRPC's C core installs fork handlers unless told not to, and reads this when grpc is first
+# imported, so it is set here, before any node module imports grpc (the `jobq` package imports
+# nothing eagerly for this reason). A child started with --run-as (user, group and groups switched
+# between fork and exec) is forked, not vforked, so those handlers ran in it and could abort it
+# ("ev_epoll1_linux.cc: Check failed: next_worker->state == KICKED") or crash it with SIGSEGV
+# before the command was exec'd — about one run-as start in four under load. The node never forks
+# a process that goes on using gRPC. Commands do not see the variable (their environment is
+# scrubbed).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+
 from jobq.node.plugins import CommandPlugin, LogSink
 
 __all__ = ["CommandPlugin", "LogSink"]

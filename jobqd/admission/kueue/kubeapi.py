@@ -115,6 +115,9 @@ async def load_api_client(kubeconfig: str) -> Any:
         where = kubeconfig or "the in-cluster service account"
         raise KubeUnavailable(f"cannot load the Kubernetes configuration from {where}: {err}") from err
     api_client = client.ApiClient(configuration=cfg)
+    # the API server names an Update's field manager after the user agent: "jobqd" in
+    # managedFields, not the generated client's "OpenAPI-Generator"
+    api_client.user_agent = USER_AGENT
     if not any(os.environ.get(name) for name in PROXY_VARIABLES):
         # kubernetes_asyncio's session has trust_env=True, which makes aiohttp look up proxy
         # variables and read ~/.netrc in a worker thread on every request — a quarter of the CPU
@@ -126,6 +129,7 @@ async def load_api_client(kubeconfig: str) -> Any:
     return api_client
 
 
+USER_AGENT = "jobqd"
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 

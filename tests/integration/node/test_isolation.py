@@ -162,7 +162,7 @@ async def test_run_as_switches_user_groups_home_and_work_dir_owner(
     script = 'id -u; id -g; echo "$HOME $USER"; stat -c %u .; touch made-here && echo wrote; touch /root/x 2>/dev/null || echo denied'
     session.assign("t1", exec_("/bin/sh", "-c", script))
     final = await session.final("t1")
-    assert final.kind == pb.UPDATE_KIND_COMPLETED, final.message
+    assert final.kind == pb.UPDATE_KIND_COMPLETED, (final.message, session.log_lines("t1"))
     assert session.log_lines("t1") == ["65534", "65534", "/nonexistent nobody", "65534", "wrote", "denied"]
     assert not (shared_work_dir / "t1.1").exists()  # removed afterwards, files of the user included
     assert oct(shared_work_dir.stat().st_mode & 0o777) == oct(0o711)
