@@ -110,6 +110,11 @@ T = TypeVar("T")
     metavar="SECONDS",
     help="quick_check + WAL checkpoint period. [default: 300]",
 )
+@click.option(
+    "--event-loop",
+    type=click.Choice(["uvloop", "asyncio"]),
+    help="asyncio event loop implementation. [default: uvloop]",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", type=click.Choice(["auto", "console", "json"]))
 @click.option(
@@ -135,7 +140,8 @@ def main(ctx: click.Context, /, config_file: str | None, **flags: object) -> Non
     from jobqd.daemon import serve
 
     try:
-        code = asyncio.run(serve(s))
+        with asyncio.Runner(loop_factory=_loop_factory(s.server.event_loop)) as runner:
+            code = runner.run(serve(s))
     except JobqError as err:
         click.echo(f"jobqd: {err.message}", err=True)
         sys.exit(1)
@@ -153,6 +159,18 @@ _data_dir_option = click.option(
     type=click.Path(file_okay=False),
     help="State directory. [default: as `jobqd` would use: flag, JOBQD_DATA_DIR, config, .jobq]",
 )
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop, or None (the standard one) when asked for or when uvloop is not installed."""
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        click.echo("jobqd: uvloop is not installed; using the standard asyncio event loop", err=True)
+        return None
+    return uvloop.new_event_loop
 
 
 def _data_dir(ctx: click.Context, given: str | None) -> Path:

@@ -228,6 +228,7 @@ class Daemon:
             next_event=self.engine.next_event_seq,
             auth="on" if self.guard.auth_on else "off",
             tls="mutual" if s.server.tls_client_ca else "on" if s.server.tls_cert else "off",
+            event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
 
     async def _load_and_recover(self) -> None:

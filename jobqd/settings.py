@@ -31,6 +31,9 @@ class ServerSettings:
     tls_client_ca: str = ""
     #: host:port of the Prometheus endpoint (/metrics over HTTP); empty = off.
     metrics_listen: str = ""
+    #: The asyncio event loop: uvloop (libuv; ~15 % less CPU per job in Kueue mode, where the
+    #: loop carries TLS streams to the API server) or the standard library's.
+    event_loop: str = "uvloop"
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ OPTIONS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "tls_key": ("server", "tls_key", str),
     "tls_client_ca": ("server", "tls_client_ca", str),
     "metrics_listen": ("server", "metrics_listen", str),
+    "event_loop": ("server", "event_loop", _choice("uvloop", "asyncio")),
     "data_dir": ("store", "data_dir", Path),
     "synchronous": ("store", "synchronous", lambda v: _choice("full", "normal")(v).upper()),
     "retention": ("store", "retention_s", _positive),
