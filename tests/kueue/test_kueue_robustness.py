@@ -4,7 +4,6 @@ resourceVersion has expired (410 Gone), and a jobqd restart with Workloads chang
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -20,16 +19,7 @@ Farm = Callable[..., Awaitable[KueueFarm]]
 
 
 def log_events(farm: KueueFarm, event: str) -> list[dict]:
-    out = []
-    for d in farm.jobqds:
-        for line in d.log_path.read_text(errors="replace").splitlines():
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if doc.get("event") == event:
-                out.append(doc)
-    return out
+    return [rec for d in farm.jobqds for rec in d.log_records(event)]
 
 
 def finished_ok(wl: dict | None) -> bool:

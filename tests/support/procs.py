@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from jobq.v1 import job_service_pb2_grpc as js_grpc
@@ -131,6 +132,18 @@ class Jobqd:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         except FileNotFoundError:
             return ""
+
+    def log_records(self, event: str = "") -> list[dict[str, Any]]:
+        """Its JSON log records (lines that are not JSON skipped), only those of `event` if given."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and (not event or rec.get("event") == event):
+                out.append(rec)
+        return out
 
     @property
     def channel(self) -> grpc.Channel:

@@ -3,7 +3,6 @@ a real node, and the daemon stops cleanly, on both."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pytest
@@ -14,13 +13,6 @@ from tests.support.commands import sh
 from tests.support.procs import Jobqd, NodeProc, eventually
 
 
-def _ready_line(d: Jobqd) -> dict[str, object]:
-    for line in d.log_path.read_text().splitlines():
-        if '"jobqd ready"' in line:
-            return dict(json.loads(line))
-    raise AssertionError(f"no ready line:\n{d.log_tail()}")
-
-
 @pytest.mark.parametrize(("args", "loop"), [((), "uvloop"), (("--event-loop", "asyncio"), "asyncio")])
 def test_a_job_runs_and_jobqd_stops_cleanly_on_either_loop(
     jobqd_factory: Callable[..., Jobqd],
@@ -29,7 +21,8 @@ def test_a_job_runs_and_jobqd_stops_cleanly_on_either_loop(
     loop: str,
 ) -> None:
     d = jobqd_factory(*args)
-    assert _ready_line(d)["event_loop"] == loop
+    [ready] = d.log_records("jobqd ready")
+    assert ready["event_loop"] == loop
     node_factory(d.address, "n1")
     spec = pb.JobSpec(name="x", tasks=[pb.TaskSpec(commands=[sh("echo hi")])])
     job = d.jobs.SubmitJob(js.SubmitJobRequest(spec=spec)).job

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,14 @@ def list_jobs(address: str, token: str) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+def end_of(stream: Iterable[object]) -> grpc.RpcError:
+    """Read `stream` to its end, which must be an error status: that error."""
+    with pytest.raises(grpc.RpcError) as ended:
+        for _ in stream:
+            pass
+    return ended.value
+
+
 def test_a_revoked_token_stops_working_without_a_restart(secured: Secured) -> None:
     address = secured.jobqd.address
     carol = create_token(secured.data_dir, role="client", name="carol")  # while jobqd runs
@@ -39,11 +48,9 @@ def test_a_revoked_token_stops_working_without_a_restart(secured: Secured) -> No
             what="the revoked token to be refused",
         )
         # the stream it had open is ended too, with a status that says why
-        with pytest.raises(grpc.RpcError) as err:
-            for _ in watch:
-                pass
-        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert "revoked" in (err.value.details() or "")
+        ended = end_of(watch)
+        assert ended.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in (ended.details() or "")
     assert list_jobs(address, secured.tokens["alice"]) == grpc.StatusCode.OK  # the others are untouched
     assert secured.jobqd.proc is not None and secured.jobqd.proc.poll() is None
 
@@ -107,11 +114,9 @@ def test_the_first_token_turns_authentication_on_in_a_running_daemon(jobqd: Jobq
             what="authentication to turn on",
         )
         # … does not outlive it: it ends, saying why
-        with pytest.raises(grpc.RpcError) as ended:
-            for _ in watch:
-                pass
-        assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert "authentication is now on" in (ended.value.details() or "")
+        ended = end_of(watch)
+        assert ended.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "authentication is now on" in (ended.details() or "")
     assert list_jobs(jobqd.address, token) == grpc.StatusCode.OK
     # revoking the last token does not turn it off again (that would open the API to everyone)
     revoke_token(jobqd.data_dir, "root")
