@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import structlog
 
 from jobqd import settings as settings_mod
 from jobqd.domain.errors import JobqError
@@ -168,7 +169,10 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     try:
         import uvloop
     except ImportError:
-        click.echo("jobqd: uvloop is not installed; using the standard asyncio event loop", err=True)
+        # logging is set up by now: under systemd this is a JSON record like every other line
+        structlog.get_logger("jobqd.cli").warning(
+            "uvloop is not installed; using the standard asyncio event loop"
+        )
         return None
     return uvloop.new_event_loop
 
