@@ -34,7 +34,7 @@ import grpc
 import structlog
 
 from jobqd.admission.local import LocalAdmission
-from jobqd.api.decoding import DecodeErrorInterceptor
+from jobqd.api.decoding import decode_requests
 from jobqd.api.jobs import JobServicer
 from jobqd.api.nodes import NodeAdminServicer
 from jobqd.api.queues import QueueServicer
@@ -51,7 +51,7 @@ from jobqd.nodes.dispatching import Dispatch
 from jobqd.nodes.registry import NodeRegistry
 from jobqd.nodes.session import NodeServicer
 from jobqd.settings import Settings
-from jobqd.store.database import DB_NAME, open_db
+from jobqd.store.database import DB_NAME, connect_writer, open_db
 from jobqd.store.history import History
 from jobqd.store.loader import load_engine, load_queues
 from jobqd.store.writer import Writer, WriteSet
@@ -144,8 +144,12 @@ class Daemon:
         credentials = self._tls_credentials()
         self.hub = EventHub()
         self.meter = EventMeter()
+        try:
+            writer_db = connect_writer(self.data_dir, synchronous=s.store.synchronous)
+        except sqlite3.DatabaseError as err:
+            raise _corrupt(self.data_dir, err) from err
         self.writer = Writer(
-            self._conn,
+            writer_db,
             on_commit=self._on_commit,
             on_failure=self._on_store_failure,
             max_batch=s.store.group_commit_max_batch,
@@ -196,7 +200,7 @@ class Daemon:
             node_service=NodeServicer(registry=self.registry),
             max_message_bytes=s.server.max_message_bytes,
             # the guard first: a caller without a valid token is refused before its bytes are parsed
-            interceptors=[self.guard, DecodeErrorInterceptor()],
+            wraps=[self.guard.wrap, decode_requests],
         )
         self.port = bind(self._server, s.server.listen, credentials)
         if self.port == 0:
@@ -474,6 +478,7 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(asyncio.shield(task), timeout=10)
             await self._supervisor.stop()
+            await self.writer.release()
         if self._history is not None:
             await self._history.close()
         if self._token_conn is not None:

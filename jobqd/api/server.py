@@ -1,6 +1,18 @@
-"""Building the grpc.aio server: servicers, health, reflection, message limits, interceptors, TLS."""
+"""Building the grpc.aio server: servicers, health, reflection, message limits, handler wrappers, TLS.
+
+What runs in front of every call (the guard: authentication, limits, read-only; request decoding)
+is not a grpc.aio server interceptor but a *handler wrapper*: a function that takes a method's
+path and handler once, when the server is built, and returns the handler to register instead.
+grpc.aio calls each interceptor for every request (a coroutine per interceptor, a new handler
+object per call); measured with 32 concurrent submitters, jobqd's two interceptors cost 10–15 % of
+its SubmitJob throughput. A wrapper decides everything that depends only on the method (is it
+open, which rule, streaming or not) once, and does per call only what depends on the call.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,10 +37,11 @@ def build_server(
     node_admin: ns_grpc.NodeAdminServiceServicer,
     node_service: ns_grpc.NodeServiceServicer | None,
     max_message_bytes: int,
-    interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+    wraps: Sequence[Wrap] = (),
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """`wraps` apply to jobq's own services, the first outermost; health and reflection are
+    registered as they are (no data in either; load balancers need them)."""
     server = grpc.aio.server(
-        interceptors=interceptors or [],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -40,17 +53,56 @@ def build_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    js_grpc.add_JobServiceServicer_to_server(jobs, server)
-    qs_grpc.add_QueueServiceServicer_to_server(queues, server)
-    ns_grpc.add_NodeAdminServiceServicer_to_server(node_admin, server)
+    add_wrapped(server, js_grpc.add_JobServiceServicer_to_server, jobs, wraps)
+    add_wrapped(server, qs_grpc.add_QueueServiceServicer_to_server, queues, wraps)
+    add_wrapped(server, ns_grpc.add_NodeAdminServiceServicer_to_server, node_admin, wraps)
     if node_service is not None:
-        ns_grpc.add_NodeServiceServicer_to_server(node_service, server)
+        add_wrapped(server, ns_grpc.add_NodeServiceServicer_to_server, node_service, wraps)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     return server, health_servicer
+
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+#: (method path "/package.Service/Method", its handler) → the handler to register in its place
+Wrap: TypeAlias = Callable[[str, Handler], Handler]
+
+
+class _Collected:
+    """Stands in for the server when a generated `add_*Servicer_to_server` registers a servicer,
+    to get its method handlers before they reach the real server."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, Mapping[str, Handler]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass  # the generated code registers each service twice: both ways carry the same handlers
+
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, Handler]) -> None:
+        self.services[service] = handlers
+
+
+def add_wrapped(
+    server: grpc.aio.Server, add: Callable[[Any, Any], None], servicer: object, wraps: Sequence[Wrap]
+) -> None:
+    """Register `servicer` with `add` (a generated `add_*Servicer_to_server`), every method's
+    handler passed through `wraps` (the first outermost)."""
+    collected = _Collected()
+    add(servicer, collected)
+    if not collected.services:
+        raise RuntimeError(f"{add.__name__} registered no method handlers: regenerate the stubs (make proto)")
+    for service, handlers in collected.services.items():
+        wrapped = {}
+        for name, handler in handlers.items():
+            outer = handler
+            for wrap in reversed(wraps):
+                outer = wrap(f"/{service}/{name}", outer)
+            wrapped[name] = outer
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
+        server.add_registered_method_handlers(service, wrapped)
 
 
 def server_credentials(*, cert: bytes, key: bytes, client_ca: bytes | None) -> grpc.ServerCredentials:

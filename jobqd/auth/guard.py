@@ -1,8 +1,9 @@
-"""The server interceptor in front of every RPC: who is calling, may they, and can we take it now.
+"""The guard in front of every RPC: who is calling, may they, and can we take it now.
 
-For each call, in this order:
+A handler wrapper (`jobqd.api.server`): `Guard.wrap` is applied to each method once, when the server
+is built, and decides there what depends only on the method. For each call, in this order:
 
-1. health and reflection pass untouched (no data in either; load balancers need them);
+1. health and reflection are not wrapped (no data in either; load balancers need them);
 2. authentication, when on: `authorization: Bearer <token>` must name a live token, else
    UNAUTHENTICATED; the role must be allowed by `jobqd.auth.policy`, else PERMISSION_DENIED;
 3. read-only mode (after a failed store write, see jobqd.daemon): state-changing RPCs get
@@ -21,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 import grpc.aio
@@ -75,7 +76,7 @@ def _short(method: str) -> str:
     return f"{service.rsplit('.', 1)[-1]}.{name}"
 
 
-class Guard(grpc.aio.ServerInterceptor):
+class Guard:
     def __init__(
         self,
         *,
@@ -105,73 +106,68 @@ class Guard(grpc.aio.ServerInterceptor):
     def open_streams(self) -> int:
         return sum(len(s) for s in self._streams.values())
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        method: str = handler_call_details.method
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """`handler` of `method`, guarded (see the module's docstring)."""
         if policy.is_open(method):
-            return await continuation(handler_call_details)
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None  # UNIMPLEMENTED, from grpc itself
+            return handler
         rule = policy.rule_for(method)
+        if handler.request_streaming or handler.response_streaming:
+            return self._wrap_stream(handler, method, rule)
+        return self._wrap_unary(handler, method, rule)
+
+    async def _admit(self, method: str, rule: policy.Rule, context: Ctx) -> Identity | None:
+        """The caller's identity (None without authentication), or the call is aborted."""
         ident: Identity | None = None
         if self.auth_on:
-            token = _bearer(handler_call_details.invocation_metadata)
+            token = _bearer(context.invocation_metadata())
             if not token:
-                return self._deny(
-                    handler,
+                await self._deny(
+                    context,
                     SC.UNAUTHENTICATED,
                     "this jobqd requires a token: send 'authorization: Bearer <token>' "
                     "(jobqctl --token or JOBQ_TOKEN; jobq-node --token-file)",
                 )
             ident = await self._tokens.verify_fresh(token) if self._tokens is not None else None
             if ident is None:
-                return self._deny(handler, SC.UNAUTHENTICATED, "the token is not valid (unknown or revoked)")
+                await self._deny(context, SC.UNAUTHENTICATED, "the token is not valid (unknown or revoked)")
             if ident.role not in rule.roles:
                 needs = " or ".join(sorted(r.value for r in rule.roles))
-                return self._deny(
-                    handler,
+                await self._deny(
+                    context,
                     SC.PERMISSION_DENIED,
                     f"{_short(method)} needs a token with role {needs}; "
                     f"{ident.name!r} has role {ident.role.value}",
                 )
         if rule.writes and self.read_only:
-            return self._deny(handler, SC.UNAVAILABLE, self.read_only)
-        streaming = handler.request_streaming or handler.response_streaming
-        if ident is None and not streaming and not rule.submit:
-            return handler  # the common unauthenticated unary call costs nothing more
-        if streaming:
-            return self._wrap_stream(handler, method, ident)
-        return self._wrap_unary(handler, ident, submit=rule.submit)
+            await self._deny(context, SC.UNAVAILABLE, self.read_only)
+        return ident
 
     # -- refusing --------------------------------------------------------------------------------
 
-    def _deny(self, handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
+    async def _deny(self, context: Ctx, code: grpc.StatusCode, message: str) -> NoReturn:
         self._rejected(code)
-
-        async def abort(request: object, context: Ctx) -> None:
-            await context.abort(code, message)
-
-        return _same_kind(handler, abort)
+        await context.abort(code, message)
+        raise AssertionError("unreachable: abort raises")
 
     # -- unary -----------------------------------------------------------------------------------
 
-    def _wrap_unary(self, handler: Handler, ident: Identity | None, *, submit: bool) -> Handler:
+    def _wrap_unary(self, handler: Handler, method: str, rule: policy.Rule) -> Handler:
         inner: Any = handler.unary_unary
+        submit = rule.submit
 
         async def behavior(request: Any, context: Ctx) -> Any:
+            ident = await self._admit(method, rule, context)
+            if ident is None and not submit:
+                return await inner(request, context)  # the common unauthenticated call: no more
             bound = identity.bind(ident)
             try:
                 if not submit:
                     return await inner(request, context)
-                # raw bytes when an inner interceptor parses the request itself (api.decoding)
+                # raw bytes when an inner wrapper parses the request itself (api.decoding)
                 size = len(request) if isinstance(request, bytes) else request.ByteSize()
                 if not self._take_submit(size):
-                    self._rejected(SC.RESOURCE_EXHAUSTED)
-                    await context.abort(
+                    await self._deny(
+                        context,
                         SC.RESOURCE_EXHAUSTED,
                         f"jobqd has {self.submits_in_flight} submits "
                         f"({self.submit_bytes_in_flight >> 20} MiB) in flight; retry with backoff",
@@ -200,12 +196,13 @@ class Guard(grpc.aio.ServerInterceptor):
 
     # -- streams ---------------------------------------------------------------------------------
 
-    def _wrap_stream(self, handler: Handler, method: str, ident: Identity | None) -> Handler:
+    def _wrap_stream(self, handler: Handler, method: str, rule: policy.Rule) -> Handler:
         inner: Any = handler.unary_stream or handler.stream_stream or handler.stream_unary
 
         if inspect.isasyncgenfunction(inner):
 
             async def gen_behavior(request: Any, context: Ctx) -> AsyncIterator[Any]:
+                ident = await self._admit(method, rule, context)
                 bound = identity.bind(ident)
                 stream = await self._open(method, ident, context)
                 try:
@@ -219,6 +216,7 @@ class Guard(grpc.aio.ServerInterceptor):
             return _same_kind(handler, gen_behavior)
 
         async def behavior(request: Any, context: Ctx) -> Any:
+            ident = await self._admit(method, rule, context)
             bound = identity.bind(ident)
             stream = await self._open(method, ident, context)
             try:

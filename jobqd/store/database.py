@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import aiosqlite
@@ -47,18 +48,43 @@ def _refuse_newer(version: int) -> None:
         )
 
 
+def connect_writer(data_dir: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """The store writer's own connection to a database `open_db` has opened and migrated.
+
+    A plain sqlite3 connection: the writer runs small batches on the event loop and commits in a
+    thread of its own (jobqd.store.writer explains why), so it may be used from both threads —
+    never at the same time, the writer runs one batch after the other.
+    """
+    db = sqlite3.connect(data_dir / DB_NAME, isolation_level=None, check_same_thread=False)
+    try:
+        for pragma in _pragmas(synchronous):
+            db.execute(pragma)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _pragmas(synchronous: str) -> list[str]:
+    """Settings of every connection that writes (they are per connection, not per file)."""
+    # FULL: COMMIT returns after the WAL is fsynced — what "acknowledged = durable" needs.
+    if synchronous.upper() not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+    return [
+        f"PRAGMA synchronous={synchronous.upper()}",
+        "PRAGMA busy_timeout=5000",
+        "PRAGMA temp_store=MEMORY",
+        "PRAGMA cache_size=-65536",
+    ]
+
+
 async def _configure(conn: aiosqlite.Connection, synchronous: str) -> None:
     try:
         await conn.execute("PRAGMA journal_mode=WAL")
     except aiosqlite.DatabaseError as err:
         raise FailedPrecondition(f"the database file is corrupt or not a SQLite database: {err}") from err
-    # FULL: COMMIT returns after the WAL is fsynced — what "acknowledged = durable" needs.
-    if synchronous.upper() not in ("FULL", "NORMAL"):
-        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
-    await conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-    await conn.execute("PRAGMA busy_timeout=5000")
-    await conn.execute("PRAGMA temp_store=MEMORY")
-    await conn.execute("PRAGMA cache_size=-65536")
+    for pragma in _pragmas(synchronous):
+        await conn.execute(pragma)
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

@@ -1,6 +1,6 @@
 """jobqd.api.decoding: request bytes that do not parse get INVALID_ARGUMENT, not grpc's UNKNOWN.
 
-Runs jobqd's own `build_server` in process with small servicers, with and without the interceptor,
+Runs jobqd's own `build_server` in process with small servicers, with and without the wrapper,
 over a real loopback channel.
 """
 
@@ -19,8 +19,8 @@ from jobq.v1 import node_service_pb2_grpc as ns_grpc
 from jobq.v1 import queue_service_pb2_grpc as qs_grpc
 from jobq.v1 import types_pb2 as pb
 
-from jobqd.api.decoding import DecodeErrorInterceptor
-from jobqd.api.server import build_server
+from jobqd.api.decoding import decode_requests
+from jobqd.api.server import Wrap, build_server
 
 #: none of these parses as a GetJobRequest (some do as a WatchEventsRequest: proto3 is lenient)
 GARBAGE = [b"\xff\xff\xff", b"\x0a\x03\xff\xfe\xfd", b"\x0a\x10abc", b"\x08"]
@@ -49,14 +49,14 @@ def _parses(cls: type[Message], payload: bytes) -> bool:
     return True
 
 
-async def _serve(interceptors: list[grpc.aio.ServerInterceptor]) -> tuple[grpc.aio.Server, str]:
+async def _serve(wraps: list[Wrap]) -> tuple[grpc.aio.Server, str]:
     server, _ = build_server(
         jobs=Jobs(),
         queues=qs_grpc.QueueServiceServicer(),
         node_admin=ns_grpc.NodeAdminServiceServicer(),
         node_service=None,
         max_message_bytes=1 << 20,
-        interceptors=interceptors,
+        wraps=wraps,
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -65,7 +65,7 @@ async def _serve(interceptors: list[grpc.aio.ServerInterceptor]) -> tuple[grpc.a
 
 @pytest.mark.parametrize("payload", GARBAGE)
 async def test_garbage_gets_invalid_argument_and_valid_requests_still_work(payload: bytes) -> None:
-    server, address = await _serve([DecodeErrorInterceptor()])
+    server, address = await _serve([decode_requests])
     try:
         async with grpc.aio.insecure_channel(address) as ch:
             get = ch.unary_unary(
@@ -95,8 +95,8 @@ async def test_garbage_gets_invalid_argument_and_valid_requests_still_work(paylo
         await server.stop(None)
 
 
-async def test_without_the_interceptor_grpc_says_unknown() -> None:
-    """Pins why the interceptor exists: grpc's own answer to unparsable bytes."""
+async def test_without_the_wrapper_grpc_says_unknown() -> None:
+    """Pins why the wrapper exists: grpc's own answer to unparsable bytes."""
     server, address = await _serve([])
     try:
         async with grpc.aio.insecure_channel(address) as ch:

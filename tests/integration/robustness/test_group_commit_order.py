@@ -16,21 +16,22 @@ from jobqd.admission.local import LocalAdmission
 from jobqd.domain import admission as amath
 from jobqd.engine import Engine
 from jobqd.store import statements as sql
-from jobqd.store.database import open_db
+from jobqd.store.database import connect_writer, open_db
 from jobqd.store.loader import load_queues
 from jobqd.store.writer import Writer, WriteSet
 
 
 async def _one_batch(data: Path, *sets: WriteSet) -> None:
     """Commit `sets` as one group-commit batch (all queued before the writer starts)."""
-    conn = await open_db(data)
-    writer = Writer(conn, window=0)
+    conn = await open_db(data)  # creates and migrates the file
+    writer = Writer(connect_writer(data), window=0)
     futures = [writer.submit(ws) for ws in sets]
     task = asyncio.create_task(writer.run())
     await asyncio.gather(*futures)
     assert writer.stats.batches == 1
     await writer.close()
     await task
+    await writer.release()
     await conn.close()
 
 
@@ -55,11 +56,12 @@ async def test_queue_deleted_then_recreated_in_one_batch_survives(tmp_path: Path
     data = tmp_path / "d"
     conn = await open_db(data)
     admission = LocalAdmission({})
-    writer = Writer(conn, window=0)
+    writer = Writer(connect_writer(data), window=0)
     Engine(writer=writer, admission=admission)
     first = WriteSet()
     admission.ensure_default(first)
     admission.create(first, amath.QueueDef("q1"))
+    await writer.release()
     await conn.close()
     await _one_batch(data, first)
     assert await _queues(data) == {"default", "q1"}

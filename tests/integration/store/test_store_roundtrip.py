@@ -16,7 +16,7 @@ from jobqd.domain.model import ArrayDef, CommandDef, JobDef, TaskDef
 from jobqd.domain.rules import JobAction
 from jobqd.domain.states import JobStatus, TaskStatus
 from jobqd.engine import Engine, JobFilter, SubmitItem
-from jobqd.store.database import open_db
+from jobqd.store.database import connect_writer, open_db
 from jobqd.store.history import History
 from jobqd.store.loader import load_engine, load_queues
 from jobqd.store.schema import SCHEMA_VERSION
@@ -35,7 +35,7 @@ class Store:
     @classmethod
     async def open(cls, data: Path) -> Store:
         conn = await open_db(data)
-        writer = Writer(conn, window=0)
+        writer = Writer(connect_writer(data), window=0)
         admission = LocalAdmission(await load_queues(conn))
         engine = Engine(writer=writer, admission=admission)
         await load_engine(conn, engine)
@@ -53,6 +53,7 @@ class Store:
         self.closed = True
         await self.writer.close()
         await self.task
+        await self.writer.release()
         await self.conn.close()
 
 

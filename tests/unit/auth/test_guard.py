@@ -14,6 +14,7 @@ from jobq.v1 import job_service_pb2 as js
 from jobq.v1 import job_service_pb2_grpc as js_grpc
 from jobq.v1 import types_pb2 as pb
 
+from jobqd.api.server import add_wrapped
 from jobqd.auth import identity
 from jobqd.auth.guard import Guard, GuardLimits
 from jobqd.auth.identity import Identity, Role
@@ -47,8 +48,8 @@ class SlowJobs(js_grpc.JobServiceServicer):
 
 async def serve(guard: Guard) -> tuple[grpc.aio.Server, SlowJobs, grpc.aio.Channel]:
     jobs = SlowJobs()
-    server = grpc.aio.server(interceptors=[guard])
-    js_grpc.add_JobServiceServicer_to_server(jobs, server)
+    server = grpc.aio.server()
+    add_wrapped(server, js_grpc.add_JobServiceServicer_to_server, jobs, [guard.wrap])
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, jobs, grpc.aio.insecure_channel(f"127.0.0.1:{port}")
