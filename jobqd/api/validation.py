@@ -254,7 +254,24 @@ def _command_uncached(cmd: pb.Command, field: str) -> CommandDef:
     return CommandDef(typ, params)
 
 
+#: Validated tasks by their wire bytes (and the name a task without one gets), for the same reason:
+#: a job template's tasks come back submit after submit.
+_TASK_CACHE: dict[tuple[bytes, str, bool], TaskDef] = {}
+
+
 def task_def(t: pb.TaskSpec, field: str, *, default_name: str, template: bool = False) -> TaskDef:
+    key = (t.SerializeToString(deterministic=True), default_name, template)
+    hit = _TASK_CACHE.get(key)
+    if hit is not None:
+        return hit
+    result = _task_def_uncached(t, field, default_name=default_name, template=template)
+    if len(_TASK_CACHE) >= _COMMAND_CACHE_MAX:
+        _TASK_CACHE.clear()
+    _TASK_CACHE[key] = result
+    return result
+
+
+def _task_def_uncached(t: pb.TaskSpec, field: str, *, default_name: str, template: bool) -> TaskDef:
     if not t.commands:
         raise InvalidArgument(f"{field}.commands", "a task needs at least one command")
     if len(t.commands) > LIMITS.max_commands_per_task:

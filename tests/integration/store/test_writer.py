@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,10 +29,10 @@ def queues(data: Path) -> list[str]:
 
 
 @pytest.fixture
-async def data(tmp_path: Path) -> AsyncIterator[Path]:
+async def data(tmp_path: Path) -> Path:
     conn = await open_db(tmp_path)  # creates and migrates the file
     await conn.close()
-    yield tmp_path
+    return tmp_path
 
 
 async def run_writer(writer: Writer, *sets: WriteSet) -> list[BaseException | None]:
