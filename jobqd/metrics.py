@@ -162,6 +162,10 @@ def build_snapshot(
 _QUEUE_PHASES = ("pending", "admitted", "inadmissible")
 
 
+_ADMITTED = AdmissionPhase.ADMITTED.value
+_ACTIVE = TaskStatus.ACTIVE.value
+
+
 class EventMeter:
     """Counts what committed events say happened (the writer's on_commit hook, on the loop)."""
 
@@ -175,13 +179,13 @@ class EventMeter:
             if t is EventType.JOB_SUBMITTED:
                 JOBS_SUBMITTED.inc()
             elif t is EventType.JOB_ADMISSION_CHANGED:
-                if ev.admission == AdmissionPhase.ADMITTED.value:
+                if ev.admission == _ADMITTED:
                     self._admitted[ev.job_id] = ev.ts
                 else:
                     self._admitted.pop(ev.job_id, None)
             elif t is EventType.TASK_STATUS_CHANGED:
                 TASK_TRANSITIONS.labels(status=ev.task_status).inc()
-                if ev.task_status == TaskStatus.ACTIVE.value:
+                if ev.task_status == _ACTIVE:
                     since = self._admitted.pop(ev.job_id, None)
                     if since is not None:
                         DISPATCH_LATENCY.observe(max(0.0, ev.ts - since))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -36,8 +37,18 @@ def label_value_problem(value: str) -> str | None:
 
 def queue_name_problem(name: str) -> str | None:
     """Queue names are DNS labels (they are LocalQueue names in kueue mode)."""
-    if not _DNS_LABEL.fullmatch(name):
-        return (
-            f"{name!r} is not a valid queue name (a DNS label: 1-63 of [a-z0-9-], alphanumeric at both ends)"
-        )
-    return None
+    if len(name) > 63:  # never cached: a hostile client's megabyte names must not pile up
+        return _not_a_queue_name(name)
+    return _short_queue_name_problem(name)
+
+
+@functools.lru_cache(maxsize=1024)  # a farm has a few queues, named in every submit
+def _short_queue_name_problem(name: str) -> str | None:
+    return None if _DNS_LABEL.fullmatch(name) else _not_a_queue_name(name)
+
+
+def _not_a_queue_name(name: str) -> str:
+    # at most 80 characters of it: the error must not echo a megabyte name back
+    return (
+        f"{name[:80]!r} is not a valid queue name (a DNS label: 1-63 of [a-z0-9-], alphanumeric at both ends)"
+    )

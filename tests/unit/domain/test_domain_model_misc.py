@@ -451,3 +451,15 @@ def test_the_field_prefix_is_the_callers() -> None:
     with pytest.raises(InvalidArgument) as err:
         resolve_dependencies(tasks(("a", ("nope",))), field="tasks")
     assert err.value.field == "tasks[0].depends_on[0]"
+
+
+def test_a_huge_queue_name_is_refused_with_a_short_message_and_not_remembered() -> None:
+    from jobqd.domain import labels
+
+    before = labels._short_queue_name_problem.cache_info().currsize
+    problem = labels.queue_name_problem("q" * 10_000_000)
+    assert problem is not None and len(problem) < 200 and "not a valid queue name" in problem
+    assert labels._short_queue_name_problem.cache_info().currsize == before
+    assert labels.queue_name_problem("gpu-a") is None
+    assert labels.queue_name_problem("Gpu") is not None
+    assert labels.queue_name_problem("gpu\n") is not None
