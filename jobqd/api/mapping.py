@@ -144,6 +144,7 @@ def job_pb(job: Job, *, full: bool = False, archived: bool = False) -> pb.Job:
     )
     fill_spec(msg.spec, job.defn, full=full)
     counts = msg.task_counts
+    counts.SetInParent()  # present even when every count is zero (a draft), as clients expect
     for status, n in job.counts.items():
         if n:
             setattr(counts, _COUNT_FIELD[status], n)

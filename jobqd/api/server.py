@@ -22,6 +22,8 @@ from jobq.v1 import job_service_pb2_grpc as js_grpc
 from jobq.v1 import node_service_pb2_grpc as ns_grpc
 from jobq.v1 import queue_service_pb2_grpc as qs_grpc
 
+from jobqd.api.decoding import decode_requests
+
 SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
@@ -59,7 +61,8 @@ def build_server(
     if node_service is not None:
         add_wrapped(server, ns_grpc.add_NodeServiceServicer_to_server, node_service, wraps)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # not guarded (load balancers have no token), but garbage gets INVALID_ARGUMENT here too
+    add_wrapped(server, health_pb2_grpc.add_HealthServicer_to_server, health_servicer, [decode_requests])
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )

@@ -192,6 +192,9 @@ def _struct(st: struct_pb2.Struct, field: str) -> dict[str, Any]:
 #: submits repeat the same few commands (a farm's job templates), so most are validated once.
 _COMMAND_CACHE: dict[bytes, CommandDef] = {}
 _COMMAND_CACHE_MAX = 4096
+#: Larger commands and tasks are validated every time: the caches stay within 4096 × 8 KiB each,
+#: whatever clients send (a command may be 128 KiB, a task hundreds of commands).
+_CACHE_KEY_MAX_BYTES = 8192
 
 
 _KNOWN_PARAMS = {
@@ -209,6 +212,8 @@ def _command(cmd: pb.Command, task_field: str, i: int) -> CommandDef:
     if hit is not None:
         return hit
     result = _command_uncached(cmd, f"{task_field}.commands[{i}]")
+    if len(key) > _CACHE_KEY_MAX_BYTES:
+        return result
     if len(_COMMAND_CACHE) >= _COMMAND_CACHE_MAX:
         _COMMAND_CACHE.clear()
     _COMMAND_CACHE[key] = result
@@ -265,6 +270,8 @@ def task_def(t: pb.TaskSpec, field: str, *, default_name: str, template: bool = 
     if hit is not None:
         return hit
     result = _task_def_uncached(t, field, default_name=default_name, template=template)
+    if len(key[0]) > _CACHE_KEY_MAX_BYTES:
+        return result
     if len(_TASK_CACHE) >= _COMMAND_CACHE_MAX:
         _TASK_CACHE.clear()
     _TASK_CACHE[key] = result

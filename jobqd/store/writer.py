@@ -182,7 +182,7 @@ class Writer:
         t0 = time.perf_counter()
         try:
             if rows <= self._loop_rows and self._begin_on_loop(segments):
-                await self._thread.call(self._finish, "COMMIT")
+                await self._thread.call(self._commit_now)
             else:
                 await self._thread.call(self._transaction, segments)
         except Exception as err:
@@ -222,13 +222,13 @@ class Writer:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
-            if err.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            if err.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # and its extended codes
                 return False
             raise
         try:
             _apply(self._db, segments)
         except BaseException:
-            self._finish("ROLLBACK")
+            self._rollback()
             raise
         return True
 
@@ -240,21 +240,27 @@ class Writer:
             try:
                 _apply(self._db, segments)
             except BaseException:
-                self._finish("ROLLBACK")
+                self._rollback()
                 raise
-            self._finish("COMMIT")
+            self._commit_now()
         finally:
-            self._db.execute("PRAGMA busy_timeout=0")
+            with contextlib.suppress(sqlite3.Error):  # never instead of the error being raised
+                self._db.execute("PRAGMA busy_timeout=0")
 
-    def _finish(self, statement: str) -> None:
+    def _commit_now(self) -> None:
         try:
-            self._db.execute(statement)
+            self._db.execute("COMMIT")
         except BaseException:
-            if statement == "COMMIT" and self._db.in_transaction:
-                # a failed COMMIT (disk full, I/O error) can leave the transaction open
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+            self._rollback()  # a failed COMMIT (disk full, I/O error) can leave the transaction open
             raise
+
+    def _rollback(self) -> None:
+        """End the failed transaction, unless SQLite already has (it rolls back by itself on a
+        full disk or an I/O error): the error that failed the batch is the one to report, not
+        "cannot rollback - no transaction is active"."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     async def close(self) -> None:
         """Stop taking writes; `run` returns once everything queued is committed."""

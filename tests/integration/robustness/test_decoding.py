@@ -108,3 +108,19 @@ async def test_without_the_wrapper_grpc_says_unknown() -> None:
             assert err.value.code() is grpc.StatusCode.UNKNOWN
     finally:
         await server.stop(None)
+
+
+async def test_garbage_to_health_gets_invalid_argument_without_a_token() -> None:
+    """Health is not guarded (load balancers carry no token), but it parses like everything else."""
+    server, address = await _serve([])
+    try:
+        async with grpc.aio.insecure_channel(address) as ch:
+            check = ch.unary_unary(
+                "/grpc.health.v1.Health/Check", request_serializer=_identity, response_deserializer=_identity
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await check(b"\x0a\x03\xff\xfe\xfd", timeout=5)  # a service name that is not UTF-8
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "Check" in (err.value.details() or "")
+    finally:
+        await server.stop(None)

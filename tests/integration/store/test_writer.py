@@ -88,3 +88,20 @@ async def test_a_failed_batch_leaves_nothing_and_the_writer_refuses_more(data: P
     assert queues(data) == []  # the good set of the batch was rolled back with the bad one
     with pytest.raises(Unavailable):
         await writer.submit(queue_set("after"))
+
+
+@pytest.mark.parametrize("loop_rows", [256, 0], ids=["on-the-loop", "in-the-thread"])
+async def test_a_full_database_is_reported_as_full(data: Path, loop_rows: int) -> None:
+    """SQLite rolls back by itself when the file cannot grow; the error reported must be that one,
+    not the failure of a second ROLLBACK."""
+    db = connect_writer(data)
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count={pages}")  # the file may not grow by one page more
+    writer = Writer(db, window=0, loop_rows=loop_rows)
+    big = WriteSet()
+    for i in range(50):
+        big.add(sql.INSERT_CHUNK, (f"job{i}", 0, "x" * 4000))
+    results = await run_writer(writer, queue_set("kept-out"), big)
+    assert all(isinstance(r, Unavailable) for r in results)
+    assert "full" in writer.failed and "cannot rollback" not in writer.failed
+    assert queues(data) == []

@@ -37,3 +37,11 @@ def test_a_task_that_fails_fails_again_naming_its_own_position() -> None:
         with pytest.raises(InvalidArgument) as err:
             validation.job_def(pb.JobSpec(name="j", tasks=tasks))
         assert err.value.field == f"spec.tasks[{pos}].commands[0].params.argv"
+
+
+def test_large_tasks_are_validated_every_time_not_kept() -> None:
+    spec = pb.JobSpec(name="j", tasks=[task("echo", "x" * 20_000)])
+    before = len(validation._TASK_CACHE), len(validation._COMMAND_CACHE)
+    first = validation.job_def(spec)
+    assert first.tasks is not None and first.tasks[0].commands[0].params["argv"][1] == "x" * 20_000
+    assert (len(validation._TASK_CACHE), len(validation._COMMAND_CACHE)) == before
