@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from google.protobuf import struct_pb2
 from jobq.v1 import types_pb2 as pb
@@ -188,13 +188,39 @@ def _struct(st: struct_pb2.Struct, field: str) -> dict[str, Any]:
     return {k: _value(v, field, k) for k, v in st.fields.items()}
 
 
-#: Validated commands by their wire bytes. Validation is a pure function of the command, and
-#: submits repeat the same few commands (a farm's job templates), so most are validated once.
-_COMMAND_CACHE: dict[bytes, CommandDef] = {}
-_COMMAND_CACHE_MAX = 4096
-#: Larger commands and tasks are validated every time: the caches stay within 4096 × 8 KiB each,
-#: whatever clients send (a command may be 128 KiB, a task hundreds of commands).
-_CACHE_KEY_MAX_BYTES = 8192
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Validated(Generic[K, V]):
+    """Results of a pure validation by the wire bytes it read (plus whatever else the result
+    depends on). Submits repeat the same few commands and tasks (a farm's job templates), so most
+    are validated once. Bounded whatever clients send: at most 4096 results, and none kept for
+    more than 8 KiB of bytes (a command may be 128 KiB, a task hundreds of commands)."""
+
+    MAX_ENTRIES = 4096
+    MAX_WIRE_BYTES = 8192
+
+    def __init__(self) -> None:
+        self._results: dict[K, V] = {}
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def get(self, key: K) -> V | None:
+        return self._results.get(key)
+
+    def keep(self, key: K, wire_bytes: int, result: V) -> V:
+        if wire_bytes <= self.MAX_WIRE_BYTES:
+            if len(self._results) >= self.MAX_ENTRIES:
+                self._results.clear()
+            self._results[key] = result
+        return result
+
+
+_COMMAND_CACHE: _Validated[bytes, CommandDef] = _Validated()
+#: keyed also by the name a task without one gets
+_TASK_CACHE: _Validated[tuple[bytes, str, bool], TaskDef] = _Validated()
 
 
 _KNOWN_PARAMS = {
@@ -211,13 +237,7 @@ def _command(cmd: pb.Command, task_field: str, i: int) -> CommandDef:
     hit = _COMMAND_CACHE.get(key)
     if hit is not None:
         return hit
-    result = _command_uncached(cmd, f"{task_field}.commands[{i}]")
-    if len(key) > _CACHE_KEY_MAX_BYTES:
-        return result
-    if len(_COMMAND_CACHE) >= _COMMAND_CACHE_MAX:
-        _COMMAND_CACHE.clear()
-    _COMMAND_CACHE[key] = result
-    return result
+    return _COMMAND_CACHE.keep(key, len(key), _command_uncached(cmd, f"{task_field}.commands[{i}]"))
 
 
 def _command_uncached(cmd: pb.Command, field: str) -> CommandDef:
@@ -259,23 +279,13 @@ def _command_uncached(cmd: pb.Command, field: str) -> CommandDef:
     return CommandDef(typ, params)
 
 
-#: Validated tasks by their wire bytes (and the name a task without one gets), for the same reason:
-#: a job template's tasks come back submit after submit.
-_TASK_CACHE: dict[tuple[bytes, str, bool], TaskDef] = {}
-
-
 def task_def(t: pb.TaskSpec, field: str, *, default_name: str, template: bool = False) -> TaskDef:
     key = (t.SerializeToString(deterministic=True), default_name, template)
     hit = _TASK_CACHE.get(key)
     if hit is not None:
         return hit
     result = _task_def_uncached(t, field, default_name=default_name, template=template)
-    if len(key[0]) > _CACHE_KEY_MAX_BYTES:
-        return result
-    if len(_TASK_CACHE) >= _COMMAND_CACHE_MAX:
-        _TASK_CACHE.clear()
-    _TASK_CACHE[key] = result
-    return result
+    return _TASK_CACHE.keep(key, len(key[0]), result)
 
 
 def _task_def_uncached(t: pb.TaskSpec, field: str, *, default_name: str, template: bool) -> TaskDef:

@@ -225,11 +225,7 @@ class Writer:
             if err.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # and its extended codes
                 return False
             raise
-        try:
-            _apply(self._db, segments)
-        except BaseException:
-            self._rollback()
-            raise
+        self._apply(segments)
         return True
 
     def _transaction(self, segments: Segments) -> None:
@@ -237,15 +233,21 @@ class Writer:
         self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            try:
-                _apply(self._db, segments)
-            except BaseException:
-                self._rollback()
-                raise
+            self._apply(segments)
             self._commit_now()
         finally:
             with contextlib.suppress(sqlite3.Error):  # never instead of the error being raised
                 self._db.execute("PRAGMA busy_timeout=0")
+
+    def _apply(self, segments: Segments) -> None:
+        """The batch's statements, inside the transaction just begun; rolled back if one fails."""
+        try:
+            for merged in segments:
+                for stmt in sorted(merged, key=sql.RANK.__getitem__):
+                    self._db.executemany(stmt, merged[stmt])
+        except BaseException:
+            self._rollback()
+            raise
 
     def _commit_now(self) -> None:
         try:
@@ -315,12 +317,6 @@ def _answer(
 
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
         loop.call_soon_threadsafe(deliver)
-
-
-def _apply(db: sqlite3.Connection, segments: Segments) -> None:
-    for merged in segments:
-        for stmt in sorted(merged, key=sql.RANK.__getitem__):
-            db.executemany(stmt, merged[stmt])
 
 
 def _retrieve(fut: asyncio.Future[None]) -> None:

@@ -95,32 +95,28 @@ async def test_garbage_gets_invalid_argument_and_valid_requests_still_work(paylo
         await server.stop(None)
 
 
-async def test_without_the_wrapper_grpc_says_unknown() -> None:
-    """Pins why the wrapper exists: grpc's own answer to unparsable bytes."""
-    server, address = await _serve([])
+async def _refusal(wraps: list[Wrap], method: str, payload: bytes) -> grpc.aio.AioRpcError:
+    """The error a server built with `wraps` answers `payload`, sent as is to `method`, with."""
+    server, address = await _serve(wraps)
     try:
         async with grpc.aio.insecure_channel(address) as ch:
-            get = ch.unary_unary(
-                "/jobq.v1.JobService/GetJob", request_serializer=_identity, response_deserializer=_identity
-            )
+            call = ch.unary_unary(method, request_serializer=_identity, response_deserializer=_identity)
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await get(GARBAGE[0], timeout=5)
-            assert err.value.code() is grpc.StatusCode.UNKNOWN
+                await call(payload, timeout=5)
+            return err.value
     finally:
         await server.stop(None)
+
+
+async def test_without_the_wrapper_grpc_says_unknown() -> None:
+    """Pins why the wrapper exists: grpc's own answer to unparsable bytes."""
+    err = await _refusal([], "/jobq.v1.JobService/GetJob", GARBAGE[0])
+    assert err.code() is grpc.StatusCode.UNKNOWN
 
 
 async def test_garbage_to_health_gets_invalid_argument_without_a_token() -> None:
     """Health is not guarded (load balancers carry no token), but it parses like everything else."""
-    server, address = await _serve([])
-    try:
-        async with grpc.aio.insecure_channel(address) as ch:
-            check = ch.unary_unary(
-                "/grpc.health.v1.Health/Check", request_serializer=_identity, response_deserializer=_identity
-            )
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await check(b"\x0a\x03\xff\xfe\xfd", timeout=5)  # a service name that is not UTF-8
-            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-            assert "Check" in (err.value.details() or "")
-    finally:
-        await server.stop(None)
+    # a service name that is not UTF-8
+    err = await _refusal([], "/grpc.health.v1.Health/Check", b"\x0a\x03\xff\xfe\xfd")
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "Check" in (err.details() or "")
